@@ -1,0 +1,1 @@
+"""I/O adapters: FIT files and archives, Strava, Garmin Connect. Vendor objects stop here."""

@@ -1,0 +1,71 @@
+"""The one root exception and its small family.
+
+Every error a user can cause or fix ends as a :class:`StridewiseError`; the CLI prints
+its message as one line and exits 1. Third-party exceptions are translated into these
+at the connector boundary, nowhere else. Anything that is not a ``StridewiseError`` is
+a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+class StridewiseError(Exception):
+    """Root of every error stridewise raises on purpose."""
+
+
+class ConfigError(StridewiseError):
+    """Settings, paths or options that cannot work as given."""
+
+
+class NotFoundError(StridewiseError):
+    """A named athlete, activity, plan or file does not exist."""
+
+
+class AuthError(StridewiseError):
+    """Credentials missing, expired or refused by a service."""
+
+
+class RateLimitedError(StridewiseError):
+    """A service asked us to stop; ``retry_after_s`` says for how long."""
+
+    def __init__(self, message: str, *, retry_after_s: float, reset_at: datetime | None = None):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+        self.reset_at = reset_at
+
+
+class ServiceError(StridewiseError):
+    """A remote service failed in a way retrying did not fix."""
+
+
+class FitImportError(StridewiseError):
+    """One FIT file could not be read; the batch goes on without it."""
+
+    def __init__(self, path: str, reason: str, *, offset: int | None = None):
+        where = f" @ byte {offset}" if offset is not None else ""
+        super().__init__(f"{path}: {reason}{where}")
+        self.path = path
+        self.reason = reason
+        self.offset = offset
+
+
+class ArchiveError(StridewiseError):
+    """An archive is unsafe (zip-slip, zip bomb) or unreadable."""
+
+
+class StreamValidationError(StridewiseError):
+    """A per-second stream frame broke the canonical schema."""
+
+
+class CatalogueError(StridewiseError):
+    """A drill catalogue file is malformed; the message names the file and the field."""
+
+
+class ModelMismatchError(StridewiseError):
+    """A saved model artefact does not match this version of stridewise."""
+
+
+class DeliveryError(StridewiseError):
+    """An e-mail could not be delivered."""

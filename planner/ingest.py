@@ -1,0 +1,218 @@
+"""Import files into the store: expand paths, skip known files, decode, store each atomically.
+
+Decoding is pure and CPU-bound, so large batches decode in worker processes while the main
+process hashes, stores and reports. At most a few files are in flight at once, so memory does
+not grow with the size of the batch. Each file is stored in its own transaction: an
+interruption loses nothing already stored and a re-run skips it by content hash.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from connectors.archives import Limits, Source, Unreadable, Unsupported, expand
+from connectors.fit import DecodedFile, Hints, content_hash, decode_fit
+from planner.errors import StridewiseError
+from planner.store import Store
+
+#: Below this many files a worker pool costs more to start than it saves.
+POOL_THRESHOLD = 12
+
+
+@dataclass
+class ImportSummary:
+    """What one ``stridewise import`` did; ``failed`` lists (path, reason)."""
+
+    files: int = 0
+    bytes: int = 0
+    imported: list[int] = field(default_factory=list)
+    replaced: list[int] = field(default_factory=list)
+    duplicates: int = 0
+    non_running: int = 0
+    not_activity: list[tuple[str, str]] = field(default_factory=list)
+    unsupported: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    decoders: dict[str, int] = field(default_factory=dict)
+    interrupted: bool = False
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "files": self.files,
+            "bytes": self.bytes,
+            "imported": len(self.imported),
+            "imported_ids": self.imported,
+            "replaced": len(self.replaced),
+            "replaced_ids": self.replaced,
+            "duplicates": self.duplicates,
+            "skipped_non_running": self.non_running,
+            "not_activity": [{"path": p, "reason": r} for p, r in self.not_activity],
+            "unsupported": [{"path": p, "reason": r} for p, r in self.unsupported],
+            "failed": [{"path": p, "reason": r} for p, r in self.failed],
+            "decoders": self.decoders,
+            "interrupted": self.interrupted,
+        }
+
+
+Progress = Callable[[str, int], None]  # (display name, bytes done for this file)
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    display: str
+    size: int
+    digest: str
+    data: bytes
+    hints: Hints
+
+
+def plan_import(paths: Iterable[Path], limits: Limits | None = None) -> list[Source | Unreadable | Unsupported]:
+    """Expand paths into what will be imported (reads directories, not files)."""
+    return expand(paths, limits)
+
+
+def run_import(
+    store: Store,
+    items: list[Source | Unreadable | Unsupported],
+    athlete_id: str,
+    *,
+    progress: Progress | None = None,
+    workers: int | None = None,
+) -> ImportSummary:
+    """Import every source; per-file failures are collected, never raised."""
+    summary = ImportSummary()
+    store.ensure_athlete(athlete_id)
+    sources: list[Source] = []
+    for item in items:
+        if isinstance(item, Unreadable):
+            summary.failed.append((item.display, item.reason))
+        elif isinstance(item, Unsupported):
+            summary.unsupported.append((item.display, item.reason))
+        else:
+            sources.append(item)
+    workers = _workers(workers, len(sources))
+    jobs = _jobs(store, sources, athlete_id, summary, progress)
+    try:
+        if workers <= 1:
+            for job in jobs:
+                _finish(store, athlete_id, job, _decode(job), summary, progress)
+        else:
+            _run_pool(store, athlete_id, jobs, workers, summary, progress)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    return summary
+
+
+def _workers(requested: int | None, n_sources: int) -> int:
+    if requested is not None:
+        return max(1, requested)
+    if n_sources < POOL_THRESHOLD:
+        return 1
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+def _jobs(
+    store: Store,
+    sources: list[Source],
+    athlete_id: str,
+    summary: ImportSummary,
+    progress: Progress | None,
+) -> Iterator[_Job]:
+    seen: set[str] = set()
+    for source in sources:
+        summary.files += 1
+        try:
+            data = source.open()
+        except (OSError, StridewiseError) as exc:
+            summary.failed.append((source.display, _reason(exc)))
+            _tick(progress, source.display, source.size)
+            continue
+        summary.bytes += len(data)
+        digest = content_hash(data)
+        if digest in seen or store.has_file(athlete_id, digest):
+            summary.duplicates += 1
+            _tick(progress, source.display, source.size)
+            continue
+        seen.add(digest)
+        yield _Job(source.display, source.size, digest, data, source.hints)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    text = str(exc)
+    return text.split(": ", 1)[1] if ": " in text else text
+
+
+def _decode(job: _Job) -> DecodedFile | str:
+    """Decode in whichever process runs this; a failure comes back as its reason."""
+    try:
+        return decode_fit(job.data, job.display, job.hints)
+    except StridewiseError as exc:
+        return _reason(exc)
+
+
+def _run_pool(
+    store: Store,
+    athlete_id: str,
+    jobs: Iterator[_Job],
+    workers: int,
+    summary: ImportSummary,
+    progress: Progress | None,
+) -> None:
+    # forkserver: workers do not inherit the parent's threads (progress bar monitor, sqlite).
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["connectors.fit"])
+    in_flight: deque[tuple[_Job, Future[DecodedFile | str]]] = deque()
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        try:
+            for job in jobs:
+                in_flight.append((job, pool.submit(_decode, job)))
+                # Bounded: the file bytes of at most 2 × workers files are held at once.
+                while len(in_flight) >= 2 * workers:
+                    done_job, future = in_flight.popleft()
+                    _finish(store, athlete_id, done_job, future.result(), summary, progress)
+            while in_flight:
+                done_job, future = in_flight.popleft()
+                _finish(store, athlete_id, done_job, future.result(), summary, progress)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def _finish(
+    store: Store,
+    athlete_id: str,
+    job: _Job,
+    decoded: DecodedFile | str,
+    summary: ImportSummary,
+    progress: Progress | None,
+) -> None:
+    if isinstance(decoded, str):
+        summary.failed.append((job.display, decoded))
+    else:
+        summary.decoders[decoded.decoder] = summary.decoders.get(decoded.decoder, 0) + 1
+        results = store.save_file_import(athlete_id, decoded.content_hash, job.display, list(decoded.items))
+        if decoded.not_activity:
+            summary.not_activity.append((job.display, decoded.not_activity))
+        for item, result in zip(decoded.items, results, strict=True):
+            if result.outcome == "duplicate":
+                summary.duplicates += 1
+                continue
+            if not item.activity.is_running:
+                # Stored as metadata (it counts for training load) but not analysed.
+                summary.non_running += 1
+                continue
+            target = summary.imported if result.outcome == "imported" else summary.replaced
+            target.append(result.activity_id)
+    _tick(progress, job.display, job.size)
+
+
+def _tick(progress: Progress | None, display: str, size: int) -> None:
+    if progress is not None:
+        progress(display, size)

@@ -1,0 +1,119 @@
+"""Append-only, named schema migrations recorded in a table.
+
+Never edit or reorder a migration that has shipped: add a new one at the end.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+Migration = Callable[[sqlite3.Connection], None]
+MIGRATIONS: list[tuple[str, Migration]] = []
+
+
+def migration(fn: Migration) -> Migration:
+    MIGRATIONS.append((fn.__name__, fn))
+    return fn
+
+
+@migration
+def m001_initial(db: sqlite3.Connection) -> None:
+    _script(
+        db,
+        """
+        CREATE TABLE athletes (
+            id TEXT PRIMARY KEY,
+            name TEXT,
+            email TEXT,
+            timezone TEXT NOT NULL DEFAULT 'UTC',
+            send_day TEXT NOT NULL DEFAULT 'mon',
+            send_time TEXT NOT NULL DEFAULT '07:00',
+            preferences TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE activities (
+            id INTEGER PRIMARY KEY,
+            athlete_id TEXT NOT NULL REFERENCES athletes(id) ON DELETE CASCADE,
+            source TEXT NOT NULL,
+            source_ref TEXT NOT NULL,
+            content_hash TEXT,
+            sport TEXT NOT NULL,
+            sub_sport TEXT,
+            start_ts REAL NOT NULL,
+            elapsed_s REAL NOT NULL,
+            moving_s REAL,
+            distance_m REAL,
+            name TEXT,
+            device TEXT,
+            sensors TEXT NOT NULL DEFAULT '[]',
+            laps TEXT NOT NULL DEFAULT '[]',
+            pauses TEXT NOT NULL DEFAULT '[]',
+            height_m REAL,
+            weight_kg REAL,
+            sex TEXT,
+            decoder TEXT,
+            warnings TEXT NOT NULL DEFAULT '[]',
+            dynamics TEXT NOT NULL DEFAULT '[]',
+            n_samples INTEGER NOT NULL DEFAULT 0,
+            extra TEXT NOT NULL DEFAULT '{}',
+            imported_at TEXT NOT NULL,
+            UNIQUE (athlete_id, source, source_ref)
+        );
+        CREATE INDEX activities_athlete_start ON activities (athlete_id, start_ts);
+        -- Every (source, ref) we have seen for a stored activity, including the poorer copies
+        -- we did not keep, so a later sync recognises them without fetching again.
+        CREATE TABLE activity_aliases (
+            athlete_id TEXT NOT NULL,
+            source TEXT NOT NULL,
+            source_ref TEXT NOT NULL,
+            activity_id INTEGER NOT NULL REFERENCES activities(id) ON DELETE CASCADE,
+            PRIMARY KEY (athlete_id, source, source_ref)
+        );
+        CREATE TABLE files (
+            athlete_id TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            path TEXT,
+            imported_at TEXT NOT NULL,
+            PRIMARY KEY (athlete_id, content_hash)
+        );
+        CREATE TABLE streams (
+            activity_id INTEGER PRIMARY KEY REFERENCES activities(id) ON DELETE CASCADE,
+            format TEXT NOT NULL,
+            n_rows INTEGER NOT NULL,
+            data BLOB NOT NULL
+        );
+        CREATE TABLE state (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        """
+    )
+
+
+def _script(db: sqlite3.Connection, sql: str) -> None:
+    # executescript() would COMMIT first; running statements one by one keeps a migration and
+    # its record in the _migrations table in the same transaction.
+    body = "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--"))
+    for statement in body.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def apply_migrations(db: sqlite3.Connection) -> list[str]:
+    """Apply every migration not yet recorded; return the names applied now."""
+    db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+    done = {row[0] for row in db.execute("SELECT name FROM _migrations")}
+    applied = []
+    for name, fn in MIGRATIONS:
+        if name in done:
+            continue
+        with db:
+            fn(db)
+            db.execute(
+                "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)",
+                (name, datetime.now(UTC).isoformat()),
+            )
+        applied.append(name)
+    return applied

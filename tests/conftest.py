@@ -1,0 +1,54 @@
+"""Shared test set-up: every test gets its own STRIDEWISE_HOME, and a way to run the CLI."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cli import main
+
+FIXTURES = Path(__file__).parent / "fixtures"
+FIT_DIR = FIXTURES / "fit"
+BAD_DIR = FIXTURES / "bad"
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point everything the program stores at a fresh folder for each test."""
+    path = tmp_path / "home"
+    monkeypatch.setenv("STRIDEWISE_HOME", str(path))
+    for name in ("STRIDEWISE_DB", "STRIDEWISE_SMTP_HOST", "STRIDEWISE_SMTP_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    return path
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """Run ``stridewise ARGS`` in-process through the real entry point (exit-code contract)."""
+
+    def run(*args: str | Path) -> CliResult:
+        capsys.readouterr()
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
