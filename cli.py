@@ -219,6 +219,24 @@ def export(ctx: _Context, activity_id: int, fmt: str, output: Path | None) -> No
         click.echo(f"wrote {len(frame)} rows to {output}", err=True)
 
 
+# -- Strava, Garmin Connect and sync (subcommands are added below each group) ----------------
+
+
+@cli.group("sync")
+def sync() -> None:
+    """Fetch new activities from a connected service."""
+
+
+@cli.group("strava")
+def strava() -> None:
+    """Connect or disconnect your Strava account."""
+
+
+@cli.group("garmin")
+def garmin() -> None:
+    """Log in to or out of Garmin Connect."""
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: our errors become one line and exit 1; bugs keep tracebacks."""
     try:

@@ -113,3 +113,73 @@ class Athlete:
     send_day: str = "mon"
     send_time: str = "07:00"
     preferences: dict[str, Any] = field(default_factory=dict)
+
+
+# -- analysis → plan interface ----------------------------------------------------------------
+
+#: The mechanical areas the model judges (domain.md §4). Add one only with a source.
+AREAS: tuple[str, ...] = ("push", "swing", "posture_hip", "strength_balance")
+WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True, slots=True)
+class LimiterEstimate:
+    """How likely one mechanical area limits the runner, and why we think so.
+
+    ``probability`` is None when the data cannot judge this area (e.g. no running dynamics);
+    such an area gets general work in the plan, never targeted work.
+    """
+
+    area: str
+    probability: float | None
+    rank: int | None
+    evidence: tuple[str, ...] = ()
+    key_metric: str | None = None  # e.g. "gct_residual_ms": tracked week over week in plans
+    key_value: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """The answer of ``stridewise analyze`` for one athlete at one time."""
+
+    athlete_id: str
+    generated_utc: datetime
+    limiters: tuple[LimiterEstimate, ...]
+    runs_used: int
+    data: dict[str, Any] = field(default_factory=dict)  # what was available, and its limits
+    weaker_side: str | None = None  # "left" | "right" from GCT balance, when judged
+    model_version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Preferences:
+    """An athlete's plan preferences (stored in ``Athlete.preferences``)."""
+
+    available_days: tuple[str, ...] = ("mon", "wed", "fri", "sat")
+    sessions_per_week: int = 3
+    minutes_per_session: int = 25
+    equipment: tuple[str, ...] = ("none", "band", "step", "wall", "mat")
+    level: str = "intermediate"  # beginner | intermediate | advanced
+    avoid: tuple[str, ...] = ()  # contraindication tags to stay clear of (e.g. "achilles")
+    long_run_day: str | None = "sun"
+    quality_days: tuple[str, ...] = ("tue",)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Preferences:
+        known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
+        for key in ("available_days", "equipment", "avoid", "quality_days"):
+            if key in known:
+                known[key] = tuple(known[key])
+        return cls(**known)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "available_days": list(self.available_days),
+            "sessions_per_week": self.sessions_per_week,
+            "minutes_per_session": self.minutes_per_session,
+            "equipment": list(self.equipment),
+            "level": self.level,
+            "avoid": list(self.avoid),
+            "long_run_day": self.long_run_day,
+            "quality_days": list(self.quality_days),
+        }
