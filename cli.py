@@ -78,9 +78,11 @@ def cli(ctx: click.Context, db: Path | None) -> None:
 @click.option("--athlete", "athlete_id", help="File the activities under this athlete.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @click.option("--workers", type=click.IntRange(1, 64), help="Decoder processes (default: auto).")
+@click.option("--decoder", type=click.Choice(["auto", "fitdecode"]), default="auto",
+              show_default=True, help="'fitdecode' skips the fast decoder (slower).")
 @pass_ctx
 def import_(ctx: _Context, paths: tuple[Path, ...], athlete_id: str | None, as_json: bool,
-            workers: int | None) -> None:
+            workers: int | None, decoder: str) -> None:
     """Import FIT files, .fit.gz, folders, and Strava or Garmin export zips."""
     from planner.ingest import plan_import, run_import
     from planner.store import DEFAULT_ATHLETE
@@ -90,7 +92,7 @@ def import_(ctx: _Context, paths: tuple[Path, ...], athlete_id: str | None, as_j
     n_sources = sum(1 for item in items if hasattr(item, "open"))
     with ctx.store() as store, _progress_bar(total, n_sources) as tick:
         summary = run_import(store, items, athlete_id or DEFAULT_ATHLETE, progress=tick,
-                             workers=workers)
+                             workers=workers, decoder=decoder)
     if as_json:
         _print_json(summary.as_json())
     else:

@@ -38,6 +38,7 @@ from planner.schema import (
 
 FAST = "fitfast"
 FALLBACK = "fitdecode"
+DECODERS = ("auto", FALLBACK)
 
 # Native record fields → canonical columns (same scale and unit; see domain.md §1).
 _NATIVE: dict[str, Col] = {
@@ -136,8 +137,14 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def decode_fit(data: bytes, path: str = "<bytes>", hints: Hints | None = None) -> DecodedFile:
+def decode_fit(
+    data: bytes, path: str = "<bytes>", hints: Hints | None = None, *, decoder: str = "auto"
+) -> DecodedFile:
     """Decode one FIT file into activities with validated stream frames.
+
+    ``decoder="auto"`` takes the fast path and falls back to fitdecode for any file it
+    rejects; ``decoder="fitdecode"`` skips the fast path (an escape hatch should the fast
+    decoder ever misread a file: ``stridewise import --decoder fitdecode``).
 
     Raises
     ------
@@ -146,7 +153,9 @@ def decode_fit(data: bytes, path: str = "<bytes>", hints: Hints | None = None) -
     """
     if not data:
         raise FitImportError(path, "empty file (0 bytes)")
-    raw = _read(data, path)
+    if decoder not in DECODERS:
+        raise ValueError(f"unknown decoder {decoder!r}")
+    raw = _read(data, path) if decoder == "auto" else _read_fallback(data, path, checked=False)
     digest = content_hash(data)
     items, not_activity = _activities(raw, digest, hints or Hints())
     return DecodedFile(digest, raw.decoder, tuple(items), not_activity)
@@ -234,7 +243,9 @@ _WANTED = {
 }
 
 
-def _read_fallback(data: bytes, path: str) -> RawFit:
+def _read_fallback(data: bytes, path: str, *, checked: bool = True) -> RawFit:
+    if not checked:
+        _check_envelope(data, path)
     columns: dict[str, list[float]] = {}
     n = 0
     messages: dict[str, list[dict[str | int, Any]]] = {}
@@ -244,7 +255,9 @@ def _read_fallback(data: bytes, path: str) -> RawFit:
             reader = fitdecode.FitReader(
                 io.BytesIO(data),
                 check_crc=fitdecode.CrcCheck.RAISE,
-                error_handling=fitdecode.ErrorHandling.RAISE,
+                # Recoverable oddities (odd field sizes, undeclared developer fields) are
+                # recorded as warnings on the activity; corruption is caught by the CRC.
+                error_handling=fitdecode.ErrorHandling.WARN,
             )
             with reader:
                 for frame in reader:
@@ -282,6 +295,8 @@ def _fitdecode_reason(exc: Exception) -> str:
         return f"truncated file ({exc})"
     if name == "FitHeaderError":
         return f"not a FIT file ({exc})"
+    if name == "FitParseError":
+        return f"corrupt or unsupported FIT data ({exc})"
     return f"{name}: {exc}"
 
 
@@ -427,10 +442,17 @@ def _name(value: Any) -> str | None:
     return str(value)
 
 
+# fitfast leaves Garmin product ids as numbers; the FIT profile (shipped with fitdecode)
+# names them, so a device reads "garmin fenix3" rather than "garmin 2050".
+_GARMIN_PRODUCTS: dict[int, str] = dict(fitdecode.profile.FIELD_TYPES["garmin_product"].enum)
+
+
 def _device(messages: Mapping[str, list[dict[str | int, Any]]]) -> str | None:
     for msg in messages.get("file_id", []):
         maker = msg.get("manufacturer")
         product = msg.get("garmin_product") or msg.get("product_name") or msg.get("product")
+        if maker in ("garmin", "dynastream", "dynastream_oem") and isinstance(product, int):
+            product = _GARMIN_PRODUCTS.get(product, product)
         parts = [str(p) for p in (maker, product) if p is not None]
         if parts:
             return " ".join(parts)
@@ -564,10 +586,9 @@ def _activities(raw: RawFit, digest: str, hints: Hints) -> tuple[list[ImportedAc
 
 def raw_columns(data: bytes, decoder: str = FAST) -> dict[str, np.ndarray]:
     """Raw record columns from one decoder (for tests and benchmarks comparing decoders)."""
-    if decoder == FAST:
-        return fitfast.records(data)
-    return _read_fallback(data, "<bytes>").records
+    raw = _read(data, "<bytes>") if decoder == FAST else _read_fallback(data, "<bytes>")
+    if raw.decoder != decoder:
+        raise FitImportError("<bytes>", f"{decoder} could not read this file")
+    return raw.records
 
 
-def running_items(decoded: Iterable[ImportedActivity]) -> list[ImportedActivity]:
-    return [item for item in decoded if item.activity.is_running]

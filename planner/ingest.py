@@ -69,6 +69,7 @@ class _Job:
     digest: str
     data: bytes
     hints: Hints
+    decoder: str
 
 
 def plan_import(paths: Iterable[Path], limits: Limits | None = None) -> list[Source | Unreadable | Unsupported]:
@@ -83,6 +84,7 @@ def run_import(
     *,
     progress: Progress | None = None,
     workers: int | None = None,
+    decoder: str = "auto",
 ) -> ImportSummary:
     """Import every source; per-file failures are collected, never raised."""
     summary = ImportSummary()
@@ -96,7 +98,7 @@ def run_import(
         else:
             sources.append(item)
     workers = _workers(workers, len(sources))
-    jobs = _jobs(store, sources, athlete_id, summary, progress)
+    jobs = _jobs(store, sources, athlete_id, summary, progress, decoder)
     try:
         if workers <= 1:
             for job in jobs:
@@ -122,6 +124,7 @@ def _jobs(
     athlete_id: str,
     summary: ImportSummary,
     progress: Progress | None,
+    decoder: str,
 ) -> Iterator[_Job]:
     seen: set[str] = set()
     for source in sources:
@@ -139,7 +142,7 @@ def _jobs(
             _tick(progress, source.display, source.size)
             continue
         seen.add(digest)
-        yield _Job(source.display, source.size, digest, data, source.hints)
+        yield _Job(source.display, source.size, digest, data, source.hints, decoder)
 
 
 def _reason(exc: BaseException) -> str:
@@ -152,7 +155,7 @@ def _reason(exc: BaseException) -> str:
 def _decode(job: _Job) -> DecodedFile | str:
     """Decode in whichever process runs this; a failure comes back as its reason."""
     try:
-        return decode_fit(job.data, job.display, job.hints)
+        return decode_fit(job.data, job.display, job.hints, decoder=job.decoder)
     except StridewiseError as exc:
         return _reason(exc)
 

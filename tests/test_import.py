@@ -1,0 +1,296 @@
+"""`stridewise import` end to end: real files, real SQLite, the real CLI entry point."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import sqlite3
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from connectors.archives import Limits, Source, Unreadable, Unsupported, expand
+from planner.ingest import run_import
+from planner.schema import Col
+from planner.store import Store
+from tests.conftest import BAD_DIR, FIT_DIR, CliResult
+
+Run = Callable[..., CliResult]
+
+RUN_FILE = FIT_DIR / "68MK1405.FIT"
+SMALL_RUN = FIT_DIR / "garmin-fenix-5-run.fit"
+N_RUNS = 9  # running sessions among the bundled files (index.toml)
+N_OTHER = 10  # non-running sessions: bike, walk, and 4 legs in each of 2 multisport files
+
+
+def test_import_folder_then_again_changes_nothing(run_cli: Run, home: Path) -> None:
+    first = run_cli("import", FIT_DIR, "--json")
+    assert first.code == 0, first.err
+    summary = first.json()
+    assert summary["imported"] == N_RUNS
+    assert summary["skipped_non_running"] == N_OTHER
+    assert summary["failed"] == []
+    assert [n["reason"] for n in summary["not_activity"]] == ["not an activity file (type: settings)"]
+    again = run_cli("import", FIT_DIR, "--json").json()
+    assert again["imported"] == 0 and again["duplicates"] == 12
+    listed = run_cli("activities", "--json").json()
+    assert len(listed) == N_RUNS + N_OTHER
+    assert sum(1 for a in listed if a["sport"] == "running") == N_RUNS
+
+
+def test_bad_files_are_reported_and_the_rest_imports(run_cli: Run, tmp_path: Path) -> None:
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "good.fit").write_bytes(RUN_FILE.read_bytes())
+    (folder / "empty.fit").write_bytes(b"")
+    (folder / "cut.fit").write_bytes(RUN_FILE.read_bytes()[:5000])
+    for bad in BAD_DIR.glob("*.fit"):
+        (folder / bad.name).write_bytes(bad.read_bytes())
+    result = run_cli("import", folder, tmp_path / "missing.fit")
+    assert result.code == 3
+    assert "Traceback" not in result.err
+    failed_lines = [line for line in result.err.splitlines() if line.startswith("failed: ")]
+    assert len(failed_lines) == 3 + len(list(BAD_DIR.glob("*.fit")))
+    assert any("empty.fit: empty file" in line for line in failed_lines)
+    assert any("cut.fit: truncated file" in line for line in failed_lines)
+    assert any("missing.fit: no such file or folder" in line for line in failed_lines)
+    assert "imported 1," in result.out
+    assert len(run_cli("activities", "--json").json()) == 1
+
+
+def test_json_summary_lists_failures_with_reasons(run_cli: Run, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.fit"
+    bad.write_bytes(b"not a fit file at all, just text")
+    result = run_cli("import", bad, "--json")
+    assert result.code == 3
+    assert result.json()["failed"] == [
+        {"path": str(bad), "reason": "not a FIT file (no '.FIT' header) @ byte 0"}
+    ]
+
+
+def test_unknown_file_type_named_explicitly_is_an_error_line(run_cli: Run, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    result = run_cli("import", notes)
+    assert result.code == 3
+    assert "not a FIT file, .fit.gz, folder or zip archive" in result.err
+
+
+def test_fit_gz_and_athlete_option(run_cli: Run, tmp_path: Path) -> None:
+    packed = tmp_path / "123.fit.gz"
+    packed.write_bytes(gzip.compress(SMALL_RUN.read_bytes()))
+    assert run_cli("import", "--athlete", "ana", packed).code == 0
+    rows = run_cli("activities", "--athlete", "ana", "--json").json()
+    assert [r["athlete"] for r in rows] == ["ana"]
+    assert run_cli("activities", "--athlete", "nobody").code == 1
+
+
+def _strava_export(tmp_path: Path) -> Path:
+    path = tmp_path / "export_12345.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(
+            "activities.csv",
+            "Activity ID,Activity Date,Activity Name,Activity Type,Filename\n"
+            '1,"Aug 22, 2016",Tuesday tempo,Run,activities/1.fit.gz\n'
+            '2,"Jun 11, 2017",Short one,Run,activities/2.fit.gz\n'
+            '3,"Jan 1, 2018",Lunch Ride,Ride,activities/3.gpx\n',
+        )
+        z.writestr("activities/1.fit.gz", gzip.compress(RUN_FILE.read_bytes()))
+        z.writestr("activities/2.fit.gz", gzip.compress(SMALL_RUN.read_bytes()))
+        z.writestr("activities/3.gpx", "<gpx/>")
+        z.writestr("profile.csv", "x")
+    return path
+
+
+def test_strava_bulk_export(run_cli: Run, tmp_path: Path) -> None:
+    result = run_cli("import", _strava_export(tmp_path), "--json")
+    assert result.code == 0, result.err
+    summary = result.json()
+    assert summary["imported"] == 2
+    assert len(summary["unsupported"]) == 1 and summary["unsupported"][0]["path"].endswith("3.gpx")
+    names = {a["name"] for a in run_cli("activities", "--json").json()}
+    assert names == {"Tuesday tempo", "Short one"}
+
+
+def _garmin_export(tmp_path: Path) -> Path:
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as z:
+        z.writestr("user@example.com_1001.fit", RUN_FILE.read_bytes())
+        z.writestr("user@example.com_1002.fit", (FIT_DIR / "garmin-fenix-5-bike.fit").read_bytes())
+    path = tmp_path / "garmin_export.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("DI_CONNECT/DI-Connect-Fitness/summary.json", "{}")
+        z.writestr(
+            "DI_CONNECT/DI-Connect-Uploaded-Files/UploadedFiles_0-_Part1.zip", inner.getvalue()
+        )
+    return path
+
+
+def test_garmin_export_nested_zips(run_cli: Run, tmp_path: Path) -> None:
+    summary = run_cli("import", _garmin_export(tmp_path), "--json").json()
+    assert summary["imported"] == 1
+    assert summary["skipped_non_running"] == 1
+
+
+def test_same_run_from_strava_export_and_garmin_export_is_one_activity(
+    run_cli: Run, tmp_path: Path
+) -> None:
+    run_cli("import", _strava_export(tmp_path))
+    before = run_cli("activities", "--json").json()
+    run_cli("import", _garmin_export(tmp_path))
+    after = [a for a in run_cli("activities", "--json").json() if a["sport"] == "running"]
+    # Both exports hold the same bytes for 68MK1405: recognised by content hash, no new row.
+    assert len(after) == len(before)
+
+
+def test_richer_copy_wins_across_sources(tmp_path: Path) -> None:
+    """A stream without dynamics (as from Strava) is replaced by the FIT copy of the same run."""
+    from dataclasses import replace
+
+    from connectors.fit import decode_fit
+    from planner.records import ImportedActivity, Source
+
+    decoded = decode_fit(RUN_FILE.read_bytes())
+    fit_copy = decoded.items[0]
+    poorer = ImportedActivity(
+        replace(fit_copy.activity, source=Source.STRAVA, source_ref="987", dynamics=(),
+                elapsed_s=fit_copy.activity.elapsed_s + 3),
+        fit_copy.stream[[Col.SPEED_MPS.value, Col.HEART_RATE_BPM.value]],
+    )
+    with Store(tmp_path / "db.sqlite") as store:
+        first = store.save_activity("me", poorer)
+        assert first.outcome == "imported"
+        second = store.save_file_import("me", decoded.content_hash, "x.fit", [fit_copy])[0]
+        assert second.outcome == "replaced" and second.activity_id == first.activity_id
+        stored = store.get_activity(first.activity_id)
+        assert stored.activity.source is Source.FIT
+        assert Col.GCT_MS.value in store.load_stream(first.activity_id).columns
+        # A later Strava sync recognises its own id without fetching again...
+        assert store.find_source_ref("me", Source.STRAVA, "987") == first.activity_id
+        # ...and saving the poorer copy again keeps the richer one.
+        assert store.save_activity("me", poorer).outcome == "duplicate"
+        assert store.get_activity(first.activity_id).activity.source is Source.FIT
+
+
+def test_zip_slip_member_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "evil.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("../../escape.fit", SMALL_RUN.read_bytes())
+        z.writestr("ok/run.fit", SMALL_RUN.read_bytes())
+    items = expand([path])
+    assert [type(i) for i in items] == [Unreadable, Source]
+    assert "unsafe path" in items[0].reason  # type: ignore[union-attr]
+    assert not (tmp_path.parent / "escape.fit").exists()
+
+
+def test_zip_bomb_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("big.fit", b"\x00" * (8 * 1024 * 1024))  # ~1000:1
+    items = expand([path])
+    assert isinstance(items[0], Unreadable) and "zip bomb" in items[0].reason
+    small_cap = expand([path], Limits(max_total_bytes=1024))
+    assert isinstance(small_cap[0], Unreadable) and "inflate" in small_cap[0].reason
+
+
+def test_gzip_that_inflates_past_the_cap_fails_cleanly(run_cli: Run, tmp_path: Path) -> None:
+    path = tmp_path / "big.fit.gz"
+    path.write_bytes(gzip.compress(b"\x00" * 4096))
+    items = expand([path], Limits(max_member_bytes=1000))
+    assert isinstance(items[0], Source)
+    with Store() as store:
+        summary = run_import(store, items, "me")
+    assert summary.failed and "inflates beyond 1000 bytes" in summary.failed[0][1]
+
+
+def test_gpx_and_tcx_are_counted_not_failed(tmp_path: Path) -> None:
+    (tmp_path / "a.gpx").write_text("<gpx/>")
+    (tmp_path / "b.tcx.gz").write_bytes(gzip.compress(b"<tcx/>"))
+    items = expand([tmp_path])
+    assert [type(i) for i in items] == [Unsupported, Unsupported]
+
+
+def test_unreadable_file_is_reported(run_cli: Run, tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        # root reads anything; a dangling symlink is unreadable for everyone.
+        target = tmp_path / "gone.fit"
+        target.symlink_to(tmp_path / "nowhere.fit")
+    else:
+        target = tmp_path / "locked.fit"
+        target.write_bytes(SMALL_RUN.read_bytes())
+        target.chmod(0)
+    result = run_cli("import", target)
+    assert result.code == 3
+    assert target.name in result.err
+
+
+def test_worker_pool_gives_the_same_store_as_one_process(tmp_path: Path) -> None:
+    items = expand([FIT_DIR])
+    with Store(tmp_path / "one.db") as one:
+        serial = run_import(one, items, "me", workers=1)
+        rows_one = [(a.activity.source_ref, a.activity.n_samples) for a in one.list_activities()]
+    with Store(tmp_path / "two.db") as two:
+        pooled = run_import(two, expand([FIT_DIR]), "me", workers=2)
+        rows_two = [(a.activity.source_ref, a.activity.n_samples) for a in two.list_activities()]
+    assert serial.as_json()["imported"] == pooled.as_json()["imported"] == N_RUNS
+    assert sorted(rows_one) == sorted(rows_two)
+
+
+def test_interrupted_import_keeps_what_was_stored_and_resumes(tmp_path: Path) -> None:
+    """Ctrl-C half-way: files stored before it stay; a re-run adds the rest, no duplicates."""
+    items = expand([FIT_DIR])
+    calls = 0
+
+    def interrupt_after_three(display: str, size: int) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise KeyboardInterrupt
+
+    with Store() as store:
+        first = run_import(store, items, "me", progress=interrupt_after_three, workers=1)
+        assert first.interrupted
+        kept = len(store.list_activities())
+        assert kept > 0
+    with Store() as store:
+        second = run_import(store, expand([FIT_DIR]), "me", workers=1)
+        assert not second.interrupted
+        assert len(store.list_activities()) == N_RUNS + N_OTHER
+        assert second.duplicates >= 3
+
+
+def test_export_csv_and_parquet(run_cli: Run, tmp_path: Path) -> None:
+    run_cli("import", RUN_FILE)
+    activity_id = run_cli("activities", "--json").json()[0]["id"]
+    csv_result = run_cli("export", activity_id)
+    assert csv_result.code == 0
+    header = csv_result.out.splitlines()[0].split(",")
+    assert header[0] == "time"
+    assert {"speed_mps", "cadence_spm", "gct_ms", "gct_balance_left_pct"} <= set(header)
+    out = tmp_path / "run.parquet"
+    assert run_cli("export", activity_id, "--format", "parquet", "-o", out).code == 0
+    frame = pd.read_parquet(out)
+    assert len(frame) == 2162
+    assert str(frame["time"].dt.tz) == "UTC"
+    assert run_cli("export", 9999).code == 1
+    assert run_cli("export", activity_id, "--format", "parquet").code == 2
+
+
+def test_db_option_and_home_variable(run_cli: Run, tmp_path: Path, home: Path) -> None:
+    db = tmp_path / "elsewhere.db"
+    assert run_cli("--db", db, "import", SMALL_RUN).code == 0
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM activities").fetchone()[0] == 1
+    assert not (home / "stridewise.db").exists()
+    run_cli("import", SMALL_RUN)
+    assert (home / "stridewise.db").exists()
+
+
+def test_usage_error_exits_2(run_cli: Run) -> None:
+    result = run_cli("import")
+    assert result.code == 2
+    assert "Traceback" not in result.err
