@@ -239,6 +239,451 @@ def garmin() -> None:
     """Log in to or out of Garmin Connect."""
 
 
+# -- Garmin Connect: login, logout, sync (docs/garmin.md) ------------------------------------
+
+
+@garmin.command("login")
+@click.option(
+    "--mfa-code",
+    metavar="CODE",
+    help="Finish a login that stopped for its verification code (the second call).",
+)
+def garmin_login(mfa_code: str | None) -> None:
+    """Log in once; only the tokens are kept (a file only you can read), never the password.
+
+    The e-mail and password are prompted (the password hidden) or read from
+    STRIDEWISE_GARMIN_EMAIL and STRIDEWISE_GARMIN_PASSWORD. When Garmin asks for a
+    verification code it is prompted in a terminal; elsewhere the command stops, and a
+    second call with --mfa-code CODE finishes the login.
+    """
+    import os
+
+    from connectors import garmin as gc
+
+    if mfa_code is not None:
+        result = gc.resume_login(mfa_code)
+    else:
+        who = gc.logged_in_as()
+        if who is not None:
+            click.echo(
+                f"already logged in to Garmin Connect as {who} (tokens in {gc.token_file()});"
+                " run 'stridewise garmin logout' first to switch accounts"
+            )
+            return
+        email = os.environ.get(gc.EMAIL_ENV) or click.prompt("Garmin e-mail")
+        password = os.environ.get(gc.PASSWORD_ENV) or click.prompt(
+            "Garmin password", hide_input=True
+        )
+        ask = None
+        if sys.stdin.isatty():
+
+            def ask() -> str:
+                return str(click.prompt("Garmin verification code")).strip()
+
+        result = gc.login(email, password, prompt_mfa=ask)
+    if result.status == "needs_mfa":
+        click.echo(
+            "Garmin sent a verification code (by e-mail or SMS). Finish the login with:\n"
+            "  stridewise garmin login --mfa-code CODE"
+        )
+        return
+    for note in result.notes:
+        click.echo(note, err=True)
+    click.echo(
+        f"logged in to Garmin Connect as {result.display_name or 'your account'}; tokens saved"
+        f" in {result.token_path} (readable by you only). The password is not stored."
+    )
+
+
+@garmin.command("logout")
+def garmin_logout() -> None:
+    """Delete the stored Garmin tokens (and a login waiting for its code)."""
+    from connectors.garmin import logout, token_file
+
+    removed = logout()
+    if removed:
+        click.echo("logged out of Garmin Connect: deleted " + ", ".join(map(str, removed)))
+    else:
+        click.echo(f"not logged in to Garmin Connect (no tokens in {token_file()})")
+
+
+class _GarminProgress:
+    """An activities bar on stderr when it is a terminal; silent otherwise."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+
+    def __enter__(self) -> Callable[[int, int, str], None]:
+        return self.tick
+
+    def tick(self, done: int, total: int, label: str) -> None:
+        if not sys.stderr.isatty():
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="act", file=sys.stderr, desc="garmin", leave=False)
+        self.bar.set_postfix_str(label)
+        self.bar.update(done - self.bar.n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@sync.command("garmin")
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="List activities from this date (YYYY-MM-DD) instead of from the last sync.",
+)
+@click.option("--athlete", "athlete_id", help="File the activities under this athlete.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@pass_ctx
+def sync_garmin_cmd(
+    ctx: _Context, since: datetime | None, athlete_id: str | None, as_json: bool
+) -> None:
+    """Fetch new Garmin Connect activities: each run's original FIT file, others as metadata.
+
+    Needs 'stridewise garmin login' once. Resumable: run it again to continue.
+    """
+    from planner.garmin_sync import sync_garmin
+    from planner.store import DEFAULT_ATHLETE
+
+    with ctx.store() as store, _GarminProgress() as tick:
+        summary = sync_garmin(
+            store,
+            athlete_id or DEFAULT_ATHLETE,
+            since=since.date() if since is not None else None,
+            progress=tick,
+        )
+    if as_json:
+        _print_json(summary.as_json())
+    else:
+        for activity_id, reason in summary.failed:
+            click.echo(f"failed: garmin activity {activity_id}: {reason}", err=True)
+        click.echo(
+            f"listed {summary.listed} since {summary.since}: imported {len(summary.imported)},"
+            f" replaced {len(summary.replaced)} by a richer copy, {summary.duplicates} already"
+            f" known, {summary.skipped_non_running} non-running stored as metadata,"
+            f" {len(summary.failed)} failed"
+        )
+    if summary.interrupted:
+        click.echo(
+            "interrupted: what was synced is kept; run the same command to continue", err=True
+        )
+        sys.exit(EXIT_INTERRUPTED)
+    if summary.rate_limited:
+        _fail(summary.message or "Garmin Connect answered HTTP 429 (too many requests)")
+    if summary.message:
+        click.echo(summary.message, err=True)
+    if summary.failed:
+        sys.exit(EXIT_PARTIAL)
+
+
+# -- Strava: connect, disconnect, sync (docs/strava.md) --------------------------------------
+
+
+@strava.command("connect")
+@click.option("--no-browser", is_flag=True,
+              help="Print the address only and read the pasted code or redirect address.")
+@click.option("--athlete", "athlete_id", help="Connect the Strava account of this athlete.")
+def strava_connect(no_browser: bool, athlete_id: str | None) -> None:
+    """Let stridewise read your Strava activities (scope activity:read_all).
+
+    Uses your own Strava API application: STRIDEWISE_STRAVA_CLIENT_ID and
+    STRIDEWISE_STRAVA_CLIENT_SECRET, or client_id and client_secret under [strava] in
+    config.toml. The tokens go to the system keyring when there is one, else to a file only
+    you can read; they are never printed.
+    """
+    from connectors.strava import StravaConnector, connect_account
+    from planner.store import DEFAULT_ATHLETE
+
+    connector = StravaConnector(athlete_id or DEFAULT_ATHLETE)
+    result = connect_account(
+        connector,
+        no_browser=no_browser,
+        show=click.echo,
+        read_pasted=lambda: str(click.prompt("code or redirect address", err=True)),
+    )
+    who = result.strava_athlete_name or (
+        f"athlete {result.strava_athlete_id}" if result.strava_athlete_id else "your account"
+    )
+    click.echo(f"connected to Strava as {who}; tokens stored in the {result.storage}")
+
+
+@strava.command("disconnect")
+@click.option("--athlete", "athlete_id", help="Disconnect the Strava account of this athlete.")
+def strava_disconnect(athlete_id: str | None) -> None:
+    """Withdraw stridewise's access at Strava and delete the stored tokens."""
+    from connectors.strava import StravaConnector
+    from planner.errors import AuthError
+    from planner.store import DEFAULT_ATHLETE
+
+    connector = StravaConnector(athlete_id or DEFAULT_ATHLETE)
+    try:
+        connector.tokens()
+    except AuthError:
+        click.echo("Strava is not connected; nothing to do")
+        return
+    problem = connector.disconnect()
+    if problem:
+        click.echo(f"warning: {problem}", err=True)
+    click.echo("disconnected from Strava; stored tokens deleted")
+
+
+class _StravaProgress:
+    """An activities counter on stderr when it is a terminal; silent otherwise."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+
+    def __enter__(self) -> Callable[[Any], None]:
+        return self.tick
+
+    def tick(self, activity: Any) -> None:
+        if not sys.stderr.isatty():
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(unit="act", file=sys.stderr, desc="strava", leave=False)
+        self.bar.set_postfix_str(f"{activity.start_utc:%Y-%m-%d} {activity.sport}")
+        self.bar.update(1)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@sync.command("strava")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="Fetch activities from this date (YYYY-MM-DD, UTC) instead of from where the"
+                   " last sync stopped (first sync: the last 365 days).")
+@click.option("--athlete", "athlete_id", help="File the activities under this athlete.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@pass_ctx
+def sync_strava_cmd(ctx: _Context, since: datetime | None, athlete_id: str | None,
+                    as_json: bool) -> None:
+    """Fetch new Strava activities: runs with their streams, others as metadata.
+
+    Needs 'stridewise strava connect' once. Resumable: run it again to continue. Exit 3 when
+    it stopped before Strava's rate limit (the output says when the limit resets) or some
+    activities failed; exit 1 when Strava refused the authorisation or stayed unreachable.
+    """
+    from datetime import UTC
+
+    from planner.store import DEFAULT_ATHLETE
+    from planner.strava_sync import sync_strava
+
+    with ctx.store() as store, _StravaProgress() as tick:
+        summary = sync_strava(
+            store,
+            athlete_id or DEFAULT_ATHLETE,
+            since=since.replace(tzinfo=UTC) if since is not None else None,
+            progress=tick,
+        )
+    if as_json:
+        _print_json(summary.as_json())
+    else:
+        for ref, reason in summary.failed:
+            click.echo(f"failed: strava activity {ref}: {reason}", err=True)
+        click.echo(
+            f"fetched {summary.fetched} from Strava: imported {len(summary.imported)},"
+            f" replaced {len(summary.replaced)} by a richer copy, {summary.duplicates} already"
+            f" known, {summary.skipped_non_running} non-running stored as metadata,"
+            f" {len(summary.failed)} failed"
+        )
+    if summary.error:
+        _fail(summary.error)
+    if summary.rate_limited:
+        when = f"{summary.resume_at:%Y-%m-%d %H:%M} UTC" if summary.resume_at else "later"
+        click.echo(f"{summary.stop_reason}. Everything fetched is kept; run the same command"
+                   f" after {when} to continue.", err=True)
+        sys.exit(EXIT_PARTIAL)
+    if summary.failed:
+        sys.exit(EXIT_PARTIAL)
+
+
+# -- roster and weekly e-mail (docs/email.md) ----------------------------------------------
+
+
+def _athlete_options(adding: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The settings shared by 'athlete add' and 'athlete edit' (lists are comma-separated)."""
+    options = [
+        click.option("--name", required=adding, help="Name used in the greeting and To: line."),
+        click.option("--email", required=adding, help="Where the weekly plan goes."),
+        click.option("--timezone", help="IANA time zone, e.g. Europe/Paris (default UTC)."),
+        click.option("--send-day", help="Day the plan is sent: mon..sun (default mon)."),
+        click.option("--send-time", help="Local time it is sent, HH:MM (default 07:00)."),
+        click.option("--days", help="Days free for sessions, e.g. mon,wed,fri."),
+        click.option("--sessions", type=int, help="Drill/strength sessions a week."),
+        click.option("--minutes", type=int, help="Minutes per session."),
+        click.option("--equipment", help="Equipment, e.g. band,step ('none' = body weight)."),
+        click.option("--level", help="beginner, intermediate or advanced."),
+        click.option("--avoid", help="Complaints to keep clear of, e.g. achilles ('none' clears)."),
+        click.option("--long-run-day", help="Usual long-run day ('none' clears)."),
+        click.option("--quality-days", help="Usual hard-run days, e.g. tue,thu ('none' clears)."),
+    ]
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
+
+
+def _show_athlete(record: dict[str, Any]) -> None:
+    prefs = record["preferences"]
+    lines = [
+        ("id", record["id"]),
+        ("name", record["name"] or "-"),
+        ("e-mail", record["email"] or "- (not on the mailing roster)"),
+        ("sends", f"{record['send_day']} {record['send_time']} {record['timezone']}"),
+        ("days", ",".join(prefs["available_days"])),
+        ("sessions", f"{prefs['sessions_per_week']} x {prefs['minutes_per_session']} min"),
+        ("equipment", ",".join(prefs["equipment"]) or "-"),
+        ("level", prefs["level"]),
+        ("avoid", ",".join(prefs["avoid"]) or "-"),
+        ("long run", prefs["long_run_day"] or "-"),
+        ("quality", ",".join(prefs["quality_days"]) or "-"),
+    ]
+    for key, value in lines:
+        click.echo(f"{key + ':':<11}{value}")
+
+
+@cli.group("athlete")
+def athlete() -> None:
+    """The roster: who gets a weekly plan by e-mail, when, and with which preferences."""
+
+
+@athlete.command("add")
+@click.argument("athlete_id")
+@_athlete_options(adding=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the athlete as JSON.")
+@pass_ctx
+def athlete_add(ctx: _Context, athlete_id: str, as_json: bool, **settings: Any) -> None:
+    """Add athlete ATHLETE_ID (the id 'import --athlete' files activities under)."""
+    from planner.roster import AthleteChanges, add_athlete, athlete_json
+
+    with ctx.store() as store:
+        record = athlete_json(add_athlete(store, athlete_id, AthleteChanges(**settings)))
+    if as_json:
+        _print_json(record)
+    else:
+        click.echo(f"added {record['id']} <{record['email']}>")
+
+
+@athlete.command("edit")
+@click.argument("athlete_id")
+@_athlete_options(adding=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the athlete as JSON.")
+@pass_ctx
+def athlete_edit(ctx: _Context, athlete_id: str, as_json: bool, **settings: Any) -> None:
+    """Change some of an athlete's settings; the rest stay as they are."""
+    from planner.roster import AthleteChanges, athlete_json, edit_athlete
+
+    with ctx.store() as store:
+        record = athlete_json(edit_athlete(store, athlete_id, AthleteChanges(**settings)))
+    if as_json:
+        _print_json(record)
+    else:
+        _show_athlete(record)
+
+
+@athlete.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+def athlete_list(ctx: _Context, as_json: bool) -> None:
+    """List athletes (those without an e-mail address get no mail)."""
+    from planner.roster import athlete_json
+
+    with ctx.store() as store:
+        records = [athlete_json(a) for a in store.list_athletes()]
+    if as_json:
+        _print_json(records)
+        return
+    if not records:
+        click.echo("no athletes yet (try 'stridewise athlete add ID --name NAME --email ADDR')")
+        return
+    click.echo(f"{'id':<14} {'name':<22} {'e-mail':<30} sends")
+    for rec in records:
+        sends = f"{rec['send_day']} {rec['send_time']} {rec['timezone']}"
+        click.echo(f"{rec['id']:<14} {rec['name'] or '-':<22} {rec['email'] or '-':<30} {sends}")
+
+
+@athlete.command("show")
+@click.argument("athlete_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+def athlete_show(ctx: _Context, athlete_id: str, as_json: bool) -> None:
+    """Show one athlete's settings and effective plan preferences."""
+    from planner.roster import athlete_json
+
+    with ctx.store() as store:
+        record = athlete_json(store.get_athlete(athlete_id))
+    if as_json:
+        _print_json(record)
+    else:
+        _show_athlete(record)
+
+
+@athlete.command("remove")
+@click.argument("athlete_id")
+@pass_ctx
+def athlete_remove(ctx: _Context, athlete_id: str) -> None:
+    """Remove an athlete and their activities (the record of sent mail is kept)."""
+    with ctx.store() as store:
+        store.delete_athlete(athlete_id)
+    click.echo(f"removed {athlete_id}")
+
+
+@cli.command("send-weekly")
+@click.option("--athlete", "athlete_ids", multiple=True,
+              help="Only this athlete (repeatable; default: everyone with an e-mail address).")
+@click.option("--week", help="Send this ISO week (e.g. 2026-W49) now instead of the one due.")
+@click.option("--dry-run", is_flag=True, help="Write each message as an .eml file; send nothing.")
+@click.option("--resend", is_flag=True, help="Send again even if the week was (maybe) sent.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for .eml files (dry run default: $STRIDEWISE_HOME/dry-run); on a real"
+                   " run, keeps a copy of each message sent.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@pass_ctx
+def send_weekly_cmd(ctx: _Context, athlete_ids: tuple[str, ...], week: str | None, dry_run: bool,
+                    resend: bool, out_dir: Path | None, as_json: bool) -> None:
+    """E-mail each athlete due now their week's plan, exactly once (safe to run hourly).
+
+    Statuses: sent, skipped_already_sent, skipped_not_due, queued_retry (a temporary failure:
+    the next run retries), failed, dry_run. Exit code 3 when any athlete is failed or
+    queued_retry.
+    """
+    from planner.config import data_dir
+    from planner.sendweekly import PROBLEMS, send_weekly
+
+    def progress(event: str, entry: Any) -> None:
+        if event == "retry":
+            click.echo(f"{entry.athlete_id}: {entry.last_error}; retrying", err=True)
+
+    if dry_run and out_dir is None:
+        out_dir = data_dir() / "dry-run"
+    with ctx.store() as store:
+        summary = send_weekly(store, athlete_ids=athlete_ids, week=week, dry_run=dry_run,
+                              resend=resend, out_dir=out_dir,
+                              progress=progress if sys.stderr.isatty() else None)
+    if as_json:
+        _print_json(summary.as_json())
+    else:
+        for res in summary.results:
+            where = f" -> {res.eml_path}" if res.eml_path is not None else ""
+            click.echo(f"{res.athlete_id}: {res.status} {res.week or ''} {res.reason}{where}",
+                       err=res.status in PROBLEMS)
+        if not summary.results:
+            click.echo("no athlete with an e-mail address (see 'stridewise athlete add')")
+    if summary.has_problems:
+        sys.exit(EXIT_PARTIAL)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: our errors become one line and exit 1; bugs keep tracebacks."""
     try:

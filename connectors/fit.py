@@ -23,7 +23,7 @@ import fitfast
 import numpy as np
 import pandas as pd
 
-from connectors.fitcrc import adapt_zero_header_crc
+from connectors.fitcrc import adapt_zero_header_crc, segments_intact
 from planner.errors import FitImportError
 from planner.records import Activity, ImportedActivity, Lap, Pause, Source
 from planner.schema import (
@@ -185,6 +185,10 @@ def _read(data: bytes, path: str) -> RawFit:
         else:
             raw.warnings.append("header CRC not set (older device); file CRC verified")
             return raw
+    elif not segments_intact(data):
+        # The bytes are not what the device wrote; fitdecode's strict CRC check rejects such a
+        # file too, so there is nothing to gain from the slow fallback.
+        raise FitImportError(path, f"bad CRC, file is corrupt (fast decoder: {fast_reason})")
     raw = _read_fallback(data, path)
     raw.warnings.insert(0, f"fast decoder rejected the file ({fast_reason}); read by fitdecode")
     return raw

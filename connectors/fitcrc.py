@@ -33,6 +33,43 @@ def crc16(data: bytes, crc: int = 0) -> int:
     return crc
 
 
+def _byte_table() -> tuple[int, ...]:
+    table = []
+    for value in range(256):
+        crc = value
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+        table.append(crc)
+    return tuple(table)
+
+
+_BYTE_TABLE = _byte_table()  # the same CRC-16/ARC, a byte at a time (~2x faster in Python)
+
+
+def segments_intact(data: bytes) -> bool:
+    """True when every FIT segment's stored CRC matches its header + data.
+
+    A CRC over bytes followed by their own CRC leaves 0, so each segment is checked in one
+    pass. About 35 ms for 400 kB in pure Python: used only after the fast decoder rejected a
+    file, to tell a corrupt file (fitdecode's strict check would reject it too) from one the
+    fast decoder cannot read.
+    """
+    table = _BYTE_TABLE
+    offset = 0
+    while offset + 12 <= len(data):
+        (data_size,) = struct.unpack_from("<I", data, offset + 4)
+        end = offset + data[offset] + data_size + 2
+        if data_size == 0 or end > len(data):
+            return True  # size unknown or truncated: the envelope check speaks to that
+        crc = 0
+        for byte in data[offset:end]:
+            crc = (crc >> 8) ^ table[(crc ^ byte) & 0xFF]
+        if crc != 0:
+            return False
+        offset = end
+    return True
+
+
 # Columns of the linear map "feed one zero byte" acting on a CRC state.
 _ZERO_BYTE = tuple(crc16(b"\x00", 1 << bit) for bit in range(16))
 _IDENTITY = tuple(1 << bit for bit in range(16))

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -168,24 +167,43 @@ def _run_pool(
     summary: ImportSummary,
     progress: Progress | None,
 ) -> None:
-    # forkserver: workers do not inherit the parent's threads (progress bar monitor, sqlite).
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["connectors.fit"])
-    in_flight: deque[tuple[_Job, Future[DecodedFile | str]]] = deque()
+    context = _pool_context()
+    in_flight: dict[Future[DecodedFile | str], _Job] = {}
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         try:
             for job in jobs:
-                in_flight.append((job, pool.submit(_decode, job)))
-                # Bounded: the file bytes of at most 2 × workers files are held at once.
-                while len(in_flight) >= 2 * workers:
-                    done_job, future = in_flight.popleft()
-                    _finish(store, athlete_id, done_job, future.result(), summary, progress)
-            while in_flight:
-                done_job, future = in_flight.popleft()
-                _finish(store, athlete_id, done_job, future.result(), summary, progress)
+                in_flight[pool.submit(_decode, job)] = job
+                # Bounded: the bytes of at most 2 × workers files are held at once. Results
+                # are stored as they complete, so one slow file does not stall the others.
+                if len(in_flight) >= 2 * workers:
+                    _drain(store, athlete_id, in_flight, summary, progress, FIRST_COMPLETED)
+            _drain(store, athlete_id, in_flight, summary, progress, ALL_COMPLETED)
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """A forkserver with the decoder preloaded: workers start fast and inherit no threads."""
+    if os.name != "posix":
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["connectors.fit"])
+    return context
+
+
+def _drain(
+    store: Store,
+    athlete_id: str,
+    in_flight: dict[Future[DecodedFile | str], _Job],
+    summary: ImportSummary,
+    progress: Progress | None,
+    until: str,
+) -> None:
+    done, _ = wait(in_flight, return_when=until)
+    for future in done:
+        job = in_flight.pop(future)
+        _finish(store, athlete_id, job, future.result(), summary, progress)
 
 
 def _finish(

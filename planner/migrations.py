@@ -92,6 +92,33 @@ def m001_initial(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m006_outbox(db: sqlite3.Connection) -> None:
+    _script(
+        db,
+        """
+        -- One row per weekly-plan e-mail (planner/outbox.py, docs/email.md). No foreign key to
+        -- athletes on purpose: removing an athlete keeps the record of what was sent.
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            athlete_id TEXT NOT NULL,
+            week TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            message_id TEXT NOT NULL UNIQUE,
+            recipient TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('queued', 'sending', 'sent', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            server_reply TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            sent_at TEXT
+        );
+        CREATE INDEX outbox_athlete_week ON outbox (athlete_id, week, id);
+        """
+    )
+
+
 def _script(db: sqlite3.Connection, sql: str) -> None:
     # executescript() would COMMIT first; running statements one by one keeps a migration and
     # its record in the _migrations table in the same transaction.

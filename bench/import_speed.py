@@ -1,0 +1,169 @@
+"""Import throughput of `stridewise import` against plain fitdecode and fitparse loops.
+
+One command, one run, same files for every tool:
+
+    .venv/bin/python bench/import_speed.py            # whole ../shared/fixtures/fit corpus
+    .venv/bin/python bench/import_speed.py --limit 30 # a quicker sample
+
+stridewise is measured end to end as a user runs it: a fresh process, decode, validated
+frame, stored in SQLite. The baselines only decode (every message of every file, strict CRC
+for fitdecode), so the ratio flatters the baselines. Peak memory is the import process's
+max RSS for the first half of the files and for all of them: it should not grow with the
+number of files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import io
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT.parent / "shared" / "fixtures" / "fit"
+BUNDLED = ROOT / "tests" / "fixtures"
+TARGET_RATIO = 20.0
+
+
+def corpus_files(limit: int | None) -> tuple[Path, list[Path]]:
+    root = CORPUS if CORPUS.is_dir() else BUNDLED
+    files = sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and p.name.lower().endswith((".fit", ".fit.gz"))
+    )
+    if limit:
+        step = max(1, len(files) // limit)
+        files = files[::step][:limit]
+    return root, files
+
+
+def read(path: Path) -> bytes:
+    data = path.read_bytes()
+    return gzip.decompress(data) if path.name.lower().endswith(".gz") else data
+
+
+def stridewise_import(files: list[Path]) -> tuple[float, dict[str, object], int]:
+    """Wall time, JSON summary and peak RSS (KiB) of one `stridewise import` process."""
+    with tempfile.TemporaryDirectory() as home, tempfile.TemporaryDirectory() as staging:
+        # Hard links keep file names unique across sub-folders without copying bytes.
+        for i, path in enumerate(files):
+            link = Path(staging) / f"{i:04d}_{path.name}"
+            try:
+                os.link(path, link)
+            except OSError:
+                link.write_bytes(path.read_bytes())
+        env = {**os.environ, "STRIDEWISE_HOME": home}
+        cmd = [str(Path(sys.executable).with_name("stridewise")), "import", "--json", staging]
+        script = (
+            "import resource, subprocess, sys, json;"
+            "p = subprocess.run(sys.argv[1:], capture_output=True, text=True);"
+            "r = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss;"
+            "print(json.dumps({'rc': p.returncode, 'out': p.stdout, 'err': p.stderr, 'rss': r}))"
+        )
+        start = time.perf_counter()
+        # A wrapper process so RUSAGE_CHILDREN covers this import alone (and its workers).
+        done = subprocess.run(
+            [sys.executable, "-c", script, *cmd], env=env, capture_output=True, text=True,
+            check=True,
+        )
+        elapsed = time.perf_counter() - start
+    result = json.loads(done.stdout)
+    if result["rc"] not in (0, 3):
+        raise SystemExit(f"stridewise import failed: {result['err']}")
+    return elapsed, json.loads(result["out"]), int(result["rss"])
+
+
+def fitdecode_loop(files: list[Path]) -> tuple[float, int]:
+    import fitdecode
+
+    ok = 0
+    start = time.perf_counter()
+    for path in files:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                reader = fitdecode.FitReader(
+                    io.BytesIO(read(path)), check_crc=fitdecode.CrcCheck.RAISE
+                )
+                with reader:
+                    for _ in reader:
+                        pass
+            ok += 1
+        except Exception:  # noqa: BLE001 - a baseline counts failures, it does not handle them
+            pass
+    return time.perf_counter() - start, ok
+
+
+def fitparse_loop(files: list[Path]) -> tuple[float, int]:
+    import fitparse
+
+    ok = 0
+    start = time.perf_counter()
+    for path in files:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fitparse.FitFile(read(path)).parse()
+            ok += 1
+        except Exception:  # noqa: BLE001
+            pass
+    return time.perf_counter() - start, ok
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--limit", type=int, help="use an evenly spread sample of N files")
+    parser.add_argument("--skip-fitparse", action="store_true", help="fitparse takes minutes")
+    args = parser.parse_args()
+    root, files = corpus_files(args.limit)
+    n_bytes = sum(len(read(p)) for p in files)
+    mb = n_bytes / 1e6
+    print(f"corpus: {len(files)} files, {mb:.1f} MB decompressed ({root})")
+
+    half_time, _, half_rss = stridewise_import(files[: len(files) // 2])
+    sw_time, summary, sw_rss = stridewise_import(files)
+    fd_time, fd_ok = fitdecode_loop(files)
+    rows = [("stridewise import (end to end)", sw_time, None), ("fitdecode loop (decode only)",
+            fd_time, fd_ok)]
+    if not args.skip_fitparse:
+        fp_time, fp_ok = fitparse_loop(files)
+        rows.append(("fitparse loop (decode only)", fp_time, fp_ok))
+
+    print(f"{'tool':<32} {'seconds':>8} {'files/s':>8} {'MB/s':>7} {'vs fitdecode':>13}")
+    for name, seconds, _ in rows:
+        print(
+            f"{name:<32} {seconds:>8.2f} {len(files) / seconds:>8.1f} {mb / seconds:>7.2f}"
+            f" {fd_time / seconds:>12.1f}x"
+        )
+    ok = len(files) - len(summary["failed"])  # type: ignore[arg-type]
+    print(
+        f"files read: stridewise {ok}, fitdecode {fd_ok}"
+        + (f", fitparse {rows[2][2]}" if len(rows) > 2 else "")
+    )
+    print(
+        f"stridewise: imported {summary['imported']} runs, {summary['skipped_non_running']}"
+        f" non-running, {len(summary['not_activity'])} not activity files,"  # type: ignore[arg-type]
+        f" decoders {summary['decoders']}"
+    )
+    for failure in summary["failed"]:  # type: ignore[attr-defined]
+        print(f"  failed: {Path(failure['path']).name}: {failure['reason']}")
+    print(
+        f"peak RSS of the import process: {half_rss / 1024:.0f} MB for {len(files) // 2} files,"
+        f" {sw_rss / 1024:.0f} MB for {len(files)} files (half-corpus run took {half_time:.2f} s)"
+    )
+    ratio = fd_time / sw_time
+    verdict = "meets" if ratio >= TARGET_RATIO else "MISSES"
+    print(f"target: >= {TARGET_RATIO:.0f}x fitdecode end to end — {verdict} ({ratio:.1f}x)")
+
+
+if __name__ == "__main__":
+    main()
