@@ -148,15 +148,22 @@ class Contraindication(StrEnum):
 # Strict ints: TOML has real integers, and a lax int would quietly accept `true` as 1.
 PositiveInt = Annotated[int, Field(strict=True, ge=1)]
 NonNegativeInt = Annotated[int, Field(strict=True, ge=0)]
-DrillId = Annotated[str, StringConstraints(strict=True, pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$")]
+_KEBAB: Final = r"[a-z0-9]+(?:-[a-z0-9]+)*"
+DrillId = Annotated[str, StringConstraints(strict=True, pattern=rf"^{_KEBAB}$")]
 # "" means "no progression / regression"; anything else must be an id (checked across files).
-DrillRef = Annotated[str, StringConstraints(strict=True, pattern=r"^(?:[a-z0-9]+(?:-[a-z0-9]+)*)?$")]
-Name = Annotated[str, StringConstraints(strict=True, strip_whitespace=True, min_length=3, max_length=60)]
+DrillRef = Annotated[str, StringConstraints(strict=True, pattern=rf"^(?:{_KEBAB})?$")]
+
+
+def _text(max_length: int, min_length: int = 3) -> StringConstraints:
+    return StringConstraints(
+        strict=True, strip_whitespace=True, min_length=min_length, max_length=max_length
+    )
+
+
+Name = Annotated[str, _text(60)]
 # Cues and faults are read mid-drill from a phone or a printout: keep them short.
-Cue = Annotated[str, StringConstraints(strict=True, strip_whitespace=True, min_length=3, max_length=90)]
-Sentence = Annotated[
-    str, StringConstraints(strict=True, strip_whitespace=True, min_length=10, max_length=220)
-]
+Cue = Annotated[str, _text(90)]
+Sentence = Annotated[str, _text(220, min_length=10)]
 
 Measure = Literal["reps", "duration_s", "distance_m"]
 _MEASURES: Final[tuple[Measure, ...]] = ("reps", "duration_s", "distance_m")
@@ -257,7 +264,7 @@ class Drill(BaseModel):
     cues: Annotated[tuple[Cue, ...], Field(min_length=2)]
     faults: Annotated[tuple[Cue, ...], Field(min_length=1)]
     contraindications: tuple[Contraindication, ...]
-    source: Annotated[str, StringConstraints(strict=True, strip_whitespace=True, min_length=1)]
+    source: Annotated[str, _text(200, min_length=1)]
     why: Sentence
 
     _unique_lists = field_validator(
@@ -387,9 +394,11 @@ def _describe(error: ErrorDetails, raw: dict[str, Any], path: Path) -> str:
     loc = tuple(error["loc"])
     message = error["msg"]
     cause = error.get("ctx", {}).get("error")
+    if isinstance(cause, Exception):
+        # Our own validators' words, without pydantic's "Value error, " prefix.
+        message = str(cause)
     if isinstance(cause, _FieldError):
         loc += (cause.field,)
-        message = str(cause)
     where = _shown(path)
     if len(loc) >= 2 and loc[0] == "drill" and isinstance(loc[1], int):
         index, field = loc[1], _dotted(loc[2:])
