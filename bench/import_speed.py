@@ -19,7 +19,6 @@ import gzip
 import io
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -36,9 +35,7 @@ TARGET_RATIO = 20.0
 def corpus_files(limit: int | None) -> tuple[Path, list[Path]]:
     root = CORPUS if CORPUS.is_dir() else BUNDLED
     files = sorted(
-        p
-        for p in root.rglob("*")
-        if p.is_file() and p.name.lower().endswith((".fit", ".fit.gz"))
+        p for p in root.rglob("*") if p.is_file() and p.name.lower().endswith((".fit", ".fit.gz"))
     )
     if limit:
         step = max(1, len(files) // limit)
@@ -72,7 +69,10 @@ def stridewise_import(files: list[Path]) -> tuple[float, dict[str, object], int]
         start = time.perf_counter()
         # A wrapper process so RUSAGE_CHILDREN covers this import alone (and its workers).
         done = subprocess.run(
-            [sys.executable, "-c", script, *cmd], env=env, capture_output=True, text=True,
+            [sys.executable, "-c", script, *cmd],
+            env=env,
+            capture_output=True,
+            text=True,
             check=True,
         )
         elapsed = time.perf_counter() - start
@@ -98,7 +98,7 @@ def fitdecode_loop(files: list[Path]) -> tuple[float, int]:
                     for _ in reader:
                         pass
             ok += 1
-        except Exception:  # noqa: BLE001 - a baseline counts failures, it does not handle them
+        except Exception:
             pass
     return time.perf_counter() - start, ok
 
@@ -114,7 +114,7 @@ def fitparse_loop(files: list[Path]) -> tuple[float, int]:
                 warnings.simplefilter("ignore")
                 fitparse.FitFile(read(path)).parse()
             ok += 1
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
     return time.perf_counter() - start, ok
 
@@ -132,8 +132,10 @@ def main() -> None:
     half_time, _, half_rss = stridewise_import(files[: len(files) // 2])
     sw_time, summary, sw_rss = stridewise_import(files)
     fd_time, fd_ok = fitdecode_loop(files)
-    rows = [("stridewise import (end to end)", sw_time, None), ("fitdecode loop (decode only)",
-            fd_time, fd_ok)]
+    rows = [
+        ("stridewise import (end to end)", sw_time, None),
+        ("fitdecode loop (decode only)", fd_time, fd_ok),
+    ]
     if not args.skip_fitparse:
         fp_time, fp_ok = fitparse_loop(files)
         rows.append(("fitparse loop (decode only)", fp_time, fp_ok))

@@ -147,11 +147,15 @@ def main() -> None:
             read_few = min(timed(lambda layout=layout: layout.read(ids, FEW)) for _ in range(3))
             results.append((layout.name, write, read_all, read_few, size_of(layout.path)))
     base = results[0]
-    print(f"{'layout':<36} {'write s':>8} {'read all s':>11} {'read 4 cols s':>14} {'MB':>7}"
-          f"  read-all vs rows")
+    print(
+        f"{'layout':<36} {'write s':>8} {'read all s':>11} {'read 4 cols s':>14} {'MB':>7}"
+        f"  read-all vs rows"
+    )
     for name, write, read_all, read_few, size in results:
-        print(f"{name:<36} {write:>8.2f} {read_all:>11.3f} {read_few:>14.3f}"
-              f" {size / 1e6:>7.1f}  {base[2] / read_all:>6.1f}x faster")
+        print(
+            f"{name:<36} {write:>8.2f} {read_all:>11.3f} {read_few:>14.3f}"
+            f" {size / 1e6:>7.1f}  {base[2] / read_all:>6.1f}x faster"
+        )
 
 
 if __name__ == "__main__":

@@ -12,11 +12,11 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import zipfile
 import tempfile
+import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, cast
 
@@ -41,7 +41,7 @@ class Source:
     display: str
     size: int
     open: Callable[[], bytes]
-    hints: Hints = Hints()
+    hints: Hints = field(default_factory=Hints)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +181,9 @@ def _expand_zip(fileobj: IO[bytes], display: str, limits: Limits, depth: int) ->
             yield from _expand_zip(nested, inner, limits, depth + 1)
         elif lower.endswith((".fit", ".fit.gz")):
             hints = strava.get(member.filename, Hints())
-            yield Source(inner, member.file_size, _member_reader(archive, member, inner, limits), hints)
+            yield Source(
+                inner, member.file_size, _member_reader(archive, member, inner, limits), hints
+            )
         elif lower.endswith(_OTHER_TRACKS):
             yield Unsupported(inner, "GPX/TCX files are not imported (no running dynamics)")
 

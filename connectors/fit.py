@@ -13,7 +13,7 @@ import io
 import math
 import struct
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -276,7 +276,9 @@ def _read_fallback(data: bytes, path: str, *, checked: bool = True) -> RawFit:
             raise FitImportError(path, _fitdecode_reason(exc)) from None
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             # fitdecode's own guards raise plain ValueError ("size") on malformed definitions.
-            raise FitImportError(path, f"malformed FIT data ({type(exc).__name__}: {exc})") from None
+            raise FitImportError(
+                path, f"malformed FIT data ({type(exc).__name__}: {exc})"
+            ) from None
     records = {k: np.asarray(_pad(v, n), dtype=np.float64) for k, v in columns.items()}
     dev_units = {
         str(d["field_name"]): str(d.get("units") or "")
@@ -518,7 +520,9 @@ def _sessions(raw: RawFit) -> list[dict[str | int, Any]]:
     ]
 
 
-def _activities(raw: RawFit, digest: str, hints: Hints) -> tuple[list[ImportedActivity], str | None]:
+def _activities(
+    raw: RawFit, digest: str, hints: Hints
+) -> tuple[list[ImportedActivity], str | None]:
     sessions = _sessions(raw)
     if not sessions:
         kinds = {str(m.get("type")) for m in raw.messages.get("file_id", []) if m.get("type")}
@@ -575,7 +579,9 @@ def _activities(raw: RawFit, digest: str, hints: Hints) -> tuple[list[ImportedAc
             device=device,
             sensors=sensors,
             laps=laps,
-            pauses=tuple(p for p in pauses if start <= p.start_utc and p.end_utc.timestamp() <= end),
+            pauses=tuple(
+                p for p in pauses if start <= p.start_utc and p.end_utc.timestamp() <= end
+            ),
             height_m=height,
             weight_kg=weight,
             sex=sex,
@@ -594,5 +600,3 @@ def raw_columns(data: bytes, decoder: str = FAST) -> dict[str, np.ndarray]:
     if raw.decoder != decoder:
         raise FitImportError("<bytes>", f"{decoder} could not read this file")
     return raw.records
-
-

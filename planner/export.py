@@ -17,6 +17,8 @@ def write_stream(frame: pd.DataFrame, fmt: str, target: Path | TextIO) -> None:
         if fmt == "csv":
             table.to_csv(target, index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
         elif fmt == "parquet":
+            if not isinstance(target, Path):
+                raise ConfigError("Parquet is binary: give an output file")
             table.to_parquet(target, index=False)
         else:
             raise ConfigError(f"unknown export format {fmt!r} (csv or parquet)")

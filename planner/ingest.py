@@ -8,7 +8,6 @@ interruption loses nothing already stored and a re-run skips it by content hash.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -19,9 +18,7 @@ from connectors.archives import Limits, Source, Unreadable, Unsupported, expand
 from connectors.fit import DecodedFile, Hints, content_hash, decode_fit
 from planner.errors import StridewiseError
 from planner.store import Store
-
-#: Below this many files a worker pool costs more to start than it saves.
-POOL_THRESHOLD = 12
+from planner.workers import POOL_THRESHOLD, pool_context
 
 
 @dataclass
@@ -71,7 +68,9 @@ class _Job:
     decoder: str
 
 
-def plan_import(paths: Iterable[Path], limits: Limits | None = None) -> list[Source | Unreadable | Unsupported]:
+def plan_import(
+    paths: Iterable[Path], limits: Limits | None = None
+) -> list[Source | Unreadable | Unsupported]:
     """Expand paths into what will be imported (reads directories, not files)."""
     return expand(paths, limits)
 
@@ -167,7 +166,7 @@ def _run_pool(
     summary: ImportSummary,
     progress: Progress | None,
 ) -> None:
-    context = _pool_context()
+    context = pool_context()
     in_flight: dict[Future[DecodedFile | str], _Job] = {}
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         try:
@@ -181,15 +180,6 @@ def _run_pool(
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
-
-
-def _pool_context() -> multiprocessing.context.BaseContext:
-    """A forkserver with the decoder preloaded: workers start fast and inherit no threads."""
-    if os.name != "posix":
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["connectors.fit"])
-    return context
 
 
 def _drain(
@@ -218,7 +208,9 @@ def _finish(
         summary.failed.append((job.display, decoded))
     else:
         summary.decoders[decoded.decoder] = summary.decoders.get(decoded.decoder, 0) + 1
-        results = store.save_file_import(athlete_id, decoded.content_hash, job.display, list(decoded.items))
+        results = store.save_file_import(
+            athlete_id, decoded.content_hash, job.display, list(decoded.items)
+        )
         if decoded.not_activity:
             summary.not_activity.append((job.display, decoded.not_activity))
         for item, result in zip(decoded.items, results, strict=True):

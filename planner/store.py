@@ -21,7 +21,6 @@ from planner import streamcodec
 from planner.config import default_db_path
 from planner.errors import ConfigError, NotFoundError
 from planner.migrations import apply_migrations
-from planner.schema import empty_stream
 from planner.records import (
     SOURCE_RANK,
     Activity,
@@ -32,6 +31,7 @@ from planner.records import (
     Source,
     StoredActivity,
 )
+from planner.schema import empty_stream
 
 DEFAULT_ATHLETE = "me"
 
@@ -227,7 +227,9 @@ class Store:
                 return row
         return None
 
-    def _save(self, athlete_id: str, item: ImportedActivity, content_hash: str | None) -> SaveResult:
+    def _save(
+        self, athlete_id: str, item: ImportedActivity, content_hash: str | None
+    ) -> SaveResult:
         activity = item.activity
         known = self.find_source_ref(athlete_id, activity.source, activity.source_ref)
         if known is not None:
@@ -260,7 +262,12 @@ class Store:
         if len(item.stream.index):
             self.db.execute(
                 "INSERT INTO streams (activity_id, format, n_rows, data) VALUES (?, ?, ?, ?)",
-                (activity_id, streamcodec.FORMAT, len(item.stream), streamcodec.encode(item.stream)),
+                (
+                    activity_id,
+                    streamcodec.FORMAT,
+                    len(item.stream),
+                    streamcodec.encode(item.stream),
+                ),
             )
         return SaveResult(outcome, activity_id)
 
@@ -280,7 +287,8 @@ class Store:
         last: int | None = None,
     ) -> list[StoredActivity]:
         """Stored activities, oldest first."""
-        where, args = [], []
+        where: list[str] = []
+        args: list[object] = []
         if athlete_id is not None:
             where.append("athlete_id = ?")
             args.append(athlete_id)

@@ -60,12 +60,22 @@ def test_running_dynamics_match_fitdecode(entry: dict[str, Any]) -> None:
     fast = raw_columns(data, FAST)
     slow = raw_columns(data, FALLBACK)
     compared = 0
-    for field in ("stance_time", "stance_time_balance", "vertical_oscillation",
-                  "vertical_ratio", "step_length", "stance_time_percent", "cadence",
-                  "fractional_cadence", "heart_rate", "timestamp"):
+    for field in (
+        "stance_time",
+        "stance_time_balance",
+        "vertical_oscillation",
+        "vertical_ratio",
+        "step_length",
+        "stance_time_percent",
+        "cadence",
+        "fractional_cadence",
+        "heart_rate",
+        "timestamp",
+    ):
         if field in slow:
-            np.testing.assert_allclose(fast[field], slow[field], rtol=1e-6, equal_nan=True,
-                                       err_msg=field)
+            np.testing.assert_allclose(
+                fast[field], slow[field], rtol=1e-6, equal_nan=True, err_msg=field
+            )
             compared += 1
     assert compared >= 3
 
@@ -101,8 +111,13 @@ def test_stryd_developer_fields_are_named_and_unit_normalised() -> None:
         "Cadence": np.array([85.0, 86.0]),
         "Some CIQ Field": np.array([1.0, 2.0]),
     }
-    units = {"Vertical Oscillation": "Centimeters", "Ground Time": "Milliseconds",
-             "Leg Spring Stiffness": "kN/m", "Cadence": "RPM", "Some CIQ Field": "x"}
+    units = {
+        "Vertical Oscillation": "Centimeters",
+        "Ground Time": "Milliseconds",
+        "Leg Spring Stiffness": "kN/m",
+        "Cadence": "RPM",
+        "Some CIQ Field": "x",
+    }
     frame, _ = build_stream(raw, units)
     assert frame[Col.STRYD_VERTICAL_OSCILLATION_MM.value].tolist() == [75.0, 80.0]
     assert frame[Col.STRYD_GCT_MS.value].tolist() == [250.0, 252.0]
@@ -118,8 +133,10 @@ def test_real_stryd_file_has_form_power_and_stiffness() -> None:
 
 
 def test_implausible_values_become_missing_with_a_warning() -> None:
-    raw = {"timestamp": np.array([1.5e9, 1.5e9 + 1, 1.5e9 + 2]),
-           "stance_time": np.array([250.0, 5000.0, 260.0])}
+    raw = {
+        "timestamp": np.array([1.5e9, 1.5e9 + 1, 1.5e9 + 2]),
+        "stance_time": np.array([250.0, 5000.0, 260.0]),
+    }
     frame, notes = build_stream(raw, {})
     assert np.isnan(frame[Col.GCT_MS.value].iloc[1])
     assert any("implausible gct_ms" in n for n in notes)
@@ -183,10 +200,10 @@ def test_corrupt_files_fail_with_one_line_reason(name: str) -> None:
 def test_fitdecode_strict_rejects_the_same_files(name: str) -> None:
     """Files rejected without the slow fallback are ones fitdecode's strict mode rejects too."""
     data, _ = CORRUPT[name]
-    with pytest.raises((fitdecode.FitError, ValueError)):  # noqa: PT012
-        with fitdecode.FitReader(io.BytesIO(data), check_crc=fitdecode.CrcCheck.RAISE) as r:
-            for _ in r:
-                pass
+    reader = fitdecode.FitReader(io.BytesIO(data), check_crc=fitdecode.CrcCheck.RAISE)
+    with pytest.raises((fitdecode.FitError, ValueError)), reader:
+        for _ in reader:
+            pass
 
 
 @pytest.mark.parametrize("path", sorted(BAD_DIR.glob("*.fit")), ids=lambda p: p.name)

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from connectors.archives import Limits, Source, Unreadable, Unsupported, expand
 from planner.ingest import run_import
@@ -34,9 +33,12 @@ def test_import_folder_then_again_changes_nothing(run_cli: Run, home: Path) -> N
     assert summary["imported"] == N_RUNS
     assert summary["skipped_non_running"] == N_OTHER
     assert summary["failed"] == []
-    assert [n["reason"] for n in summary["not_activity"]] == ["not an activity file (type: settings)"]
+    assert [n["reason"] for n in summary["not_activity"]] == [
+        "not an activity file (type: settings)"
+    ]
     again = run_cli("import", FIT_DIR, "--json").json()
-    assert again["imported"] == 0 and again["duplicates"] == 12
+    assert again["imported"] == 0
+    assert again["duplicates"] == 12
     listed = run_cli("activities", "--json").json()
     assert len(listed) == N_RUNS + N_OTHER
     assert sum(1 for a in listed if a["sport"] == "running") == N_RUNS
@@ -111,7 +113,8 @@ def test_strava_bulk_export(run_cli: Run, tmp_path: Path) -> None:
     assert result.code == 0, result.err
     summary = result.json()
     assert summary["imported"] == 2
-    assert len(summary["unsupported"]) == 1 and summary["unsupported"][0]["path"].endswith("3.gpx")
+    assert len(summary["unsupported"]) == 1
+    assert summary["unsupported"][0]["path"].endswith("3.gpx")
     names = {a["name"] for a in run_cli("activities", "--json").json()}
     assert names == {"Tuesday tempo", "Short one"}
 
@@ -157,15 +160,21 @@ def test_richer_copy_wins_across_sources(tmp_path: Path) -> None:
     decoded = decode_fit(RUN_FILE.read_bytes())
     fit_copy = decoded.items[0]
     poorer = ImportedActivity(
-        replace(fit_copy.activity, source=Source.STRAVA, source_ref="987", dynamics=(),
-                elapsed_s=fit_copy.activity.elapsed_s + 3),
+        replace(
+            fit_copy.activity,
+            source=Source.STRAVA,
+            source_ref="987",
+            dynamics=(),
+            elapsed_s=fit_copy.activity.elapsed_s + 3,
+        ),
         fit_copy.stream[[Col.SPEED_MPS.value, Col.HEART_RATE_BPM.value]],
     )
     with Store(tmp_path / "db.sqlite") as store:
         first = store.save_activity("me", poorer)
         assert first.outcome == "imported"
         second = store.save_file_import("me", decoded.content_hash, "x.fit", [fit_copy])[0]
-        assert second.outcome == "replaced" and second.activity_id == first.activity_id
+        assert second.outcome == "replaced"
+        assert second.activity_id == first.activity_id
         stored = store.get_activity(first.activity_id)
         assert stored.activity.source is Source.FIT
         assert Col.GCT_MS.value in store.load_stream(first.activity_id).columns
@@ -192,9 +201,11 @@ def test_zip_bomb_is_refused(tmp_path: Path) -> None:
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
         z.writestr("big.fit", b"\x00" * (8 * 1024 * 1024))  # ~1000:1
     items = expand([path])
-    assert isinstance(items[0], Unreadable) and "zip bomb" in items[0].reason
+    assert isinstance(items[0], Unreadable)
+    assert "zip bomb" in items[0].reason
     small_cap = expand([path], Limits(max_total_bytes=1024))
-    assert isinstance(small_cap[0], Unreadable) and "inflate" in small_cap[0].reason
+    assert isinstance(small_cap[0], Unreadable)
+    assert "inflate" in small_cap[0].reason
 
 
 def test_gzip_that_inflates_past_the_cap_fails_cleanly(run_cli: Run, tmp_path: Path) -> None:
@@ -204,7 +215,8 @@ def test_gzip_that_inflates_past_the_cap_fails_cleanly(run_cli: Run, tmp_path: P
     assert isinstance(items[0], Source)
     with Store() as store:
         summary = run_import(store, items, "me")
-    assert summary.failed and "inflates beyond 1000 bytes" in summary.failed[0][1]
+    assert summary.failed
+    assert "inflates beyond 1000 bytes" in summary.failed[0][1]
 
 
 def test_gpx_and_tcx_are_counted_not_failed(tmp_path: Path) -> None:

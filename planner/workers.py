@@ -1,0 +1,45 @@
+"""Decoder worker processes, kept free of heavy imports so they can be started early.
+
+The import command starts the forkserver before it imports pandas and friends itself: the
+server preloads the decoder on the other core while this process loads, so the first worker
+is ready by the time the first file is.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.context
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+#: Below this many files a worker pool costs more to start than it saves.
+POOL_THRESHOLD = 12
+_PRELOAD = ["connectors.fit"]
+
+
+def pool_context() -> multiprocessing.context.BaseContext:
+    """A forkserver with the decoder preloaded: workers start fast and inherit no threads."""
+    if os.name != "posix":
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(_PRELOAD)
+    return context
+
+
+def likely_batch(paths: Iterable[Path]) -> bool:
+    """Whether an import of these paths will probably use the pool (folders, zips, many)."""
+    paths = list(paths)
+    return len(paths) >= POOL_THRESHOLD or any(
+        p.is_dir() or p.suffix.lower() == ".zip" for p in paths
+    )
+
+
+def warm_up() -> None:
+    """Start the forkserver now, in the background (POSIX only)."""
+    if os.name != "posix":
+        return
+    pool_context()
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
