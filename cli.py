@@ -78,12 +78,27 @@ def cli(ctx: click.Context, db: Path | None) -> None:
 @click.option("--athlete", "athlete_id", help="File the activities under this athlete.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @click.option("--workers", type=click.IntRange(1, 64), help="Decoder processes (default: auto).")
-@click.option("--decoder", type=click.Choice(["auto", "fitdecode"]), default="auto",
-              show_default=True, help="'fitdecode' skips the fast decoder (slower).")
+@click.option(
+    "--decoder",
+    type=click.Choice(["auto", "fitdecode"]),
+    default="auto",
+    show_default=True,
+    help="'fitdecode' skips the fast decoder (slower).",
+)
 @pass_ctx
-def import_(ctx: _Context, paths: tuple[Path, ...], athlete_id: str | None, as_json: bool,
-            workers: int | None, decoder: str) -> None:
+def import_(
+    ctx: _Context,
+    paths: tuple[Path, ...],
+    athlete_id: str | None,
+    as_json: bool,
+    workers: int | None,
+    decoder: str,
+) -> None:
     """Import FIT files, .fit.gz, folders, and Strava or Garmin export zips."""
+    from planner.workers import likely_batch, warm_up
+
+    if workers != 1 and likely_batch(paths):
+        warm_up()  # decoder processes load on the other core while this one does
     from planner.ingest import plan_import, run_import
     from planner.store import DEFAULT_ATHLETE
 
@@ -91,8 +106,14 @@ def import_(ctx: _Context, paths: tuple[Path, ...], athlete_id: str | None, as_j
     total = sum(getattr(item, "size", 0) for item in items)
     n_sources = sum(1 for item in items if hasattr(item, "open"))
     with ctx.store() as store, _progress_bar(total, n_sources) as tick:
-        summary = run_import(store, items, athlete_id or DEFAULT_ATHLETE, progress=tick,
-                             workers=workers, decoder=decoder)
+        summary = run_import(
+            store,
+            items,
+            athlete_id or DEFAULT_ATHLETE,
+            progress=tick,
+            workers=workers,
+            decoder=decoder,
+        )
     if as_json:
         _print_json(summary.as_json())
     else:
@@ -111,8 +132,9 @@ def import_(ctx: _Context, paths: tuple[Path, ...], athlete_id: str | None, as_j
             f" {summary.duplicates} already known, {len(summary.failed)} failed{extra}"
         )
     if summary.interrupted:
-        click.echo("interrupted: what was imported is kept; run the same command to continue",
-                   err=True)
+        click.echo(
+            "interrupted: what was imported is kept; run the same command to continue", err=True
+        )
         sys.exit(EXIT_INTERRUPTED)
     if summary.failed:
         sys.exit(EXIT_PARTIAL)
@@ -132,8 +154,14 @@ class _progress_bar:  # noqa: N801 - used like a function in a with statement
         if sys.stderr.isatty() and self.n_files > 1:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=self.total_bytes, unit="B", unit_scale=True, file=sys.stderr,
-                            desc="importing", leave=False)
+            self.bar = tqdm(
+                total=self.total_bytes,
+                unit="B",
+                unit_scale=True,
+                file=sys.stderr,
+                desc="importing",
+                leave=False,
+            )
         return self.tick
 
     def tick(self, display: str, size: int) -> None:
@@ -151,7 +179,7 @@ class _progress_bar:  # noqa: N801 - used like a function in a with statement
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
-    s = int(round(seconds))
+    s = round(seconds)
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
@@ -188,25 +216,35 @@ def activities(ctx: _Context, athlete_id: str | None, as_json: bool) -> None:
     if not records:
         click.echo("no activities stored yet (try 'stridewise import PATH')")
         return
-    click.echo(f"{'id':>5}  {'athlete':<10} {'source':<7} {'sport':<18} {'start (UTC)':<17}"
-               f" {'time':>8} {'km':>7}  {'decoder':<9} dynamics")
+    click.echo(
+        f"{'id':>5}  {'athlete':<10} {'source':<7} {'sport':<18} {'start (UTC)':<17}"
+        f" {'time':>8} {'km':>7}  {'decoder':<9} dynamics"
+    )
     for rec in records:
-        sport = rec["sport"] + (f"/{rec['sub_sport']}" if rec["sub_sport"] not in (None, "generic")
-                                else "")
+        sport = rec["sport"] + (
+            f"/{rec['sub_sport']}" if rec["sub_sport"] not in (None, "generic") else ""
+        )
         km = "-" if rec["distance_m"] is None else f"{rec['distance_m'] / 1000:.2f}"
         start = datetime.fromisoformat(rec["start_utc"]).strftime("%Y-%m-%d %H:%M")
         dyn = ",".join(rec["dynamics"]) or "-"
-        click.echo(f"{rec['id']:>5}  {rec['athlete']:<10} {rec['source']:<7} {sport:<18}"
-                   f" {start:<17} {_duration(rec['elapsed_s']):>8} {km:>7}"
-                   f"  {rec['decoder'] or '-':<9} {dyn}")
+        click.echo(
+            f"{rec['id']:>5}  {rec['athlete']:<10} {rec['source']:<7} {sport:<18}"
+            f" {start:<17} {_duration(rec['elapsed_s']):>8} {km:>7}"
+            f"  {rec['decoder'] or '-':<9} {dyn}"
+        )
 
 
 @cli.command("export")
 @click.argument("activity_id", type=int)
-@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv",
-              show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Output file (default: stdout for CSV).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Output file (default: stdout for CSV).",
+)
 @pass_ctx
 def export(ctx: _Context, activity_id: int, fmt: str, output: Path | None) -> None:
     """Write an activity's validated per-second stream with canonical column names."""
@@ -385,8 +423,11 @@ def sync_garmin_cmd(
 
 
 @strava.command("connect")
-@click.option("--no-browser", is_flag=True,
-              help="Print the address only and read the pasted code or redirect address.")
+@click.option(
+    "--no-browser",
+    is_flag=True,
+    help="Print the address only and read the pasted code or redirect address.",
+)
 @click.option("--athlete", "athlete_id", help="Connect the Strava account of this athlete.")
 def strava_connect(no_browser: bool, athlete_id: str | None) -> None:
     """Let stridewise read your Strava activities (scope activity:read_all).
@@ -457,14 +498,18 @@ class _StravaProgress:
 
 
 @sync.command("strava")
-@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]),
-              help="Fetch activities from this date (YYYY-MM-DD, UTC) instead of from where the"
-                   " last sync stopped (first sync: the last 365 days).")
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Fetch activities from this date (YYYY-MM-DD, UTC) instead of from where the"
+    " last sync stopped (first sync: the last 365 days).",
+)
 @click.option("--athlete", "athlete_id", help="File the activities under this athlete.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @pass_ctx
-def sync_strava_cmd(ctx: _Context, since: datetime | None, athlete_id: str | None,
-                    as_json: bool) -> None:
+def sync_strava_cmd(
+    ctx: _Context, since: datetime | None, athlete_id: str | None, as_json: bool
+) -> None:
     """Fetch new Strava activities: runs with their streams, others as metadata.
 
     Needs 'stridewise strava connect' once. Resumable: run it again to continue. Exit 3 when
@@ -498,8 +543,11 @@ def sync_strava_cmd(ctx: _Context, since: datetime | None, athlete_id: str | Non
         _fail(summary.error)
     if summary.rate_limited:
         when = f"{summary.resume_at:%Y-%m-%d %H:%M} UTC" if summary.resume_at else "later"
-        click.echo(f"{summary.stop_reason}. Everything fetched is kept; run the same command"
-                   f" after {when} to continue.", err=True)
+        click.echo(
+            f"{summary.stop_reason}. Everything fetched is kept; run the same command"
+            f" after {when} to continue.",
+            err=True,
+        )
         sys.exit(EXIT_PARTIAL)
     if summary.failed:
         sys.exit(EXIT_PARTIAL)
@@ -640,18 +688,33 @@ def athlete_remove(ctx: _Context, athlete_id: str) -> None:
 
 
 @cli.command("send-weekly")
-@click.option("--athlete", "athlete_ids", multiple=True,
-              help="Only this athlete (repeatable; default: everyone with an e-mail address).")
+@click.option(
+    "--athlete",
+    "athlete_ids",
+    multiple=True,
+    help="Only this athlete (repeatable; default: everyone with an e-mail address).",
+)
 @click.option("--week", help="Send this ISO week (e.g. 2026-W49) now instead of the one due.")
 @click.option("--dry-run", is_flag=True, help="Write each message as an .eml file; send nothing.")
 @click.option("--resend", is_flag=True, help="Send again even if the week was (maybe) sent.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for .eml files (dry run default: $STRIDEWISE_HOME/dry-run); on a real"
-                   " run, keeps a copy of each message sent.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for .eml files (dry run default: $STRIDEWISE_HOME/dry-run); on a real"
+    " run, keeps a copy of each message sent.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @pass_ctx
-def send_weekly_cmd(ctx: _Context, athlete_ids: tuple[str, ...], week: str | None, dry_run: bool,
-                    resend: bool, out_dir: Path | None, as_json: bool) -> None:
+def send_weekly_cmd(
+    ctx: _Context,
+    athlete_ids: tuple[str, ...],
+    week: str | None,
+    dry_run: bool,
+    resend: bool,
+    out_dir: Path | None,
+    as_json: bool,
+) -> None:
     """E-mail each athlete due now their week's plan, exactly once (safe to run hourly).
 
     Statuses: sent, skipped_already_sent, skipped_not_due, queued_retry (a temporary failure:
@@ -668,16 +731,24 @@ def send_weekly_cmd(ctx: _Context, athlete_ids: tuple[str, ...], week: str | Non
     if dry_run and out_dir is None:
         out_dir = data_dir() / "dry-run"
     with ctx.store() as store:
-        summary = send_weekly(store, athlete_ids=athlete_ids, week=week, dry_run=dry_run,
-                              resend=resend, out_dir=out_dir,
-                              progress=progress if sys.stderr.isatty() else None)
+        summary = send_weekly(
+            store,
+            athlete_ids=athlete_ids,
+            week=week,
+            dry_run=dry_run,
+            resend=resend,
+            out_dir=out_dir,
+            progress=progress if sys.stderr.isatty() else None,
+        )
     if as_json:
         _print_json(summary.as_json())
     else:
         for res in summary.results:
             where = f" -> {res.eml_path}" if res.eml_path is not None else ""
-            click.echo(f"{res.athlete_id}: {res.status} {res.week or ''} {res.reason}{where}",
-                       err=res.status in PROBLEMS)
+            click.echo(
+                f"{res.athlete_id}: {res.status} {res.week or ''} {res.reason}{where}",
+                err=res.status in PROBLEMS,
+            )
         if not summary.results:
             click.echo("no athlete with an e-mail address (see 'stridewise athlete add')")
     if summary.has_problems:
