@@ -185,6 +185,13 @@ def _sync_one(
         return [
             ("duplicate" if result.outcome == "duplicate" else "non_running", result.activity_id)
         ]
+    if listed.elapsed_s:
+        same = store.find_same_run(athlete_id, "running", listed.start_utc, listed.elapsed_s)
+        if same is not None and same.activity.source in (Source.FIT, Source.GARMIN):
+            # The device's original file of this run is already stored (a FIT import or an
+            # export): Garmin's copy is that same file, so no download is spent on it.
+            store.add_alias(athlete_id, Source.GARMIN, ref, same.id)
+            return [("duplicate", same.id)]
     fit = extract_fit(session.download_original(listed.activity_id), listed.activity_id)
     display = f"garmin activity {ref}"
     decoded = decode_fit(fit, display, Hints(name=listed.name, sport="running"))

@@ -207,23 +207,41 @@ class Store:
         ).fetchone()
         return None if row is None else int(row[0])
 
-    def _find_same_run(self, athlete_id: str, activity: Activity) -> sqlite3.Row | None:
-        start = _ts(activity.start_utc)
+    def find_same_run(
+        self, athlete_id: str, sport: str, start_utc: datetime, elapsed_s: float
+    ) -> StoredActivity | None:
+        """The stored activity that is this run by fingerprint (start, duration, sport)."""
+        row = self._find_same_run(athlete_id, sport, start_utc, elapsed_s)
+        return None if row is None else self.get_activity(int(row["id"]))
+
+    def add_alias(self, athlete_id: str, source: Source, source_ref: str, activity_id: int) -> None:
+        """Remember that (source, ref) is a copy of a stored activity, so syncs skip it."""
+        with self.transaction():
+            self.db.execute(
+                "INSERT OR REPLACE INTO activity_aliases"
+                " (athlete_id, source, source_ref, activity_id) VALUES (?, ?, ?, ?)",
+                (athlete_id, source.value, source_ref, activity_id),
+            )
+
+    def _find_same_run(
+        self, athlete_id: str, sport: str, start_utc: datetime, elapsed_s: float
+    ) -> sqlite3.Row | None:
+        start = _ts(start_utc)
+        # A walk and a run started together are two activities: the sport must match.
         rows = self.db.execute(
-            "SELECT * FROM activities WHERE athlete_id = ? AND start_ts BETWEEN ? AND ?"
-            " ORDER BY ABS(start_ts - ?)",
+            "SELECT * FROM activities WHERE athlete_id = ? AND sport = ?"
+            " AND start_ts BETWEEN ? AND ? ORDER BY ABS(start_ts - ?)",
             (
                 athlete_id,
+                sport,
                 start - FINGERPRINT_START_TOLERANCE_S,
                 start + FINGERPRINT_START_TOLERANCE_S,
                 start,
             ),
         ).fetchall()
+        tolerance = max(60.0, FINGERPRINT_DURATION_TOLERANCE * elapsed_s)
         for row in rows:
-            if row["sport"] != activity.sport:
-                continue  # a walk and a run started together are two activities
-            tolerance = max(60.0, FINGERPRINT_DURATION_TOLERANCE * activity.elapsed_s)
-            if abs(row["elapsed_s"] - activity.elapsed_s) <= tolerance:
+            if abs(row["elapsed_s"] - elapsed_s) <= tolerance:
                 return row
         return None
 
@@ -234,7 +252,9 @@ class Store:
         known = self.find_source_ref(athlete_id, activity.source, activity.source_ref)
         if known is not None:
             return SaveResult("duplicate", known)
-        same = self._find_same_run(athlete_id, activity)
+        same = self._find_same_run(
+            athlete_id, activity.sport, activity.start_utc, activity.elapsed_s
+        )
         if same is None:
             cursor = self.db.execute(
                 f"INSERT INTO activities ({_COLUMNS_SQL}, athlete_id, content_hash, imported_at)"
@@ -272,11 +292,7 @@ class Store:
         return SaveResult(outcome, activity_id)
 
     def _alias(self, athlete_id: str, activity: Activity, activity_id: int) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO activity_aliases (athlete_id, source, source_ref, activity_id)"
-            " VALUES (?, ?, ?, ?)",
-            (athlete_id, activity.source.value, activity.source_ref, activity_id),
-        )
+        self.add_alias(athlete_id, activity.source, activity.source_ref, activity_id)
 
     def list_activities(
         self,

@@ -274,6 +274,8 @@ def test_run_already_imported_from_a_fit_file_is_not_duplicated(
     assert listed[0]["source"] == "fit"  # the original file ranks above Garmin's copy
     with Store() as store:
         assert store.find_source_ref("me", Source.GARMIN, "9001") == listed[0]["id"]
+    # Recognised from the list entry (start, duration): the original was not downloaded.
+    assert server.count(DOWNLOAD_PATH) == 0
 
 
 def test_fit_file_imported_after_the_sync_replaces_garmins_copy(
