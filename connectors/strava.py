@@ -65,6 +65,7 @@ from planner.schema import (
     empty_stream,
     validate_stream,
 )
+from planner.store import DEFAULT_ATHLETE
 
 API_ENV = "STRIDEWISE_STRAVA_API"
 CA_ENV = "STRIDEWISE_STRAVA_CA"
@@ -505,7 +506,7 @@ class StravaConnector:
         if self._tokens is None:
             self._tokens = self.tokens_store.load(self.athlete_key)
         if self._tokens is None:
-            who = "" if self.athlete_key == "me" else f" --athlete {self.athlete_key}"
+            who = "" if self.athlete_key == DEFAULT_ATHLETE else f" --athlete {self.athlete_key}"
             raise AuthError(f"Strava is not connected: run 'stridewise strava connect{who}'")
         return self._tokens
 

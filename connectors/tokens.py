@@ -165,8 +165,8 @@ class FileTokenStore:
             yield
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        # Lock the folder rather than a lock file, so nothing is left behind on disconnect.
+        fd = os.open(self.path.parent, os.O_RDONLY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -230,15 +230,13 @@ class KeyringTokenStore:
         self.fallback.delete(key)  # an older file copy would hold a dead refresh token
 
     def delete(self, key: str) -> bool:
-        from keyring.errors import KeyringError, PasswordDeleteError
+        from keyring.errors import KeyringError
 
         found = False
         try:
             self.backend.delete_password(KEYRING_SERVICE, key)
             found = True
-        except PasswordDeleteError:
-            pass
-        except KeyringError:
+        except KeyringError:  # includes PasswordDeleteError: nothing stored there
             pass
         return self.fallback.delete(key) or found
 

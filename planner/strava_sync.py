@@ -150,7 +150,9 @@ def sync_strava(
         summary.rate_limited = True
         summary.resume_at = exc.reset_at
         summary.stop_reason = str(exc)
-    except (AuthError, StravaUnavailableError) as exc:
+    except (AuthError, ServiceError) as exc:
+        # Refused authorisation, an outage retries did not fix, or a listing Strava answered
+        # with nonsense: stop, keeping everything stored so far.
         summary.error = str(exc)
     finally:
         summary.requests = connector.requests_sent
@@ -170,6 +172,16 @@ def _sync_one(
         summary.duplicates += 1
         if advance:
             _advance(store, athlete_id, activity)
+        return True
+    same = store.find_same_run(athlete_id, activity.sport, activity.start_utc, activity.elapsed_s)
+    if same is not None and same.activity.source is not Source.STRAVA:
+        # A FIT or Garmin copy of this run is stored and always richer than Strava's streams
+        # (no running dynamics, lowest source rank): spend no request on it.
+        with store.transaction():
+            store.add_alias(athlete_id, Source.STRAVA, activity.source_ref, same.id)
+            if advance:
+                _advance(store, athlete_id, activity)
+        summary.duplicates += 1
         return True
     if activity.is_running:
         try:
