@@ -28,6 +28,7 @@ exactly-once protocol (docs/email.md), and so it can sort failures:
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 import smtplib
@@ -222,6 +223,20 @@ def _connect(settings: SmtpSettings, context: ssl.SSLContext) -> smtplib.SMTP:
     return smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout_s)
 
 
+def _login(conn: smtplib.SMTP, username: str, password: str) -> None:
+    if f"{username}{password}".isascii():
+        conn.login(username, password)
+        return
+    # smtplib encodes credentials as ASCII; AUTH PLAIN carries UTF-8 (RFC 4616), so a password
+    # like "pässword" goes that way.
+    if "plain" not in conn.esmtp_features.get("auth", "").lower().split():
+        raise ConfigError("non-ASCII SMTP credentials need AUTH PLAIN, which the server lacks")
+    token = base64.b64encode(f"\0{username}\0{password}".encode()).decode("ascii")
+    code, reply = conn.docmd("AUTH", f"PLAIN {token}")
+    if code != 235:
+        raise smtplib.SMTPAuthenticationError(code, reply)
+
+
 def _quit_quietly(conn: smtplib.SMTP) -> None:
     # After the server accepted the message nothing that QUIT does may turn it into an error.
     try:
@@ -255,6 +270,7 @@ def deliver(
         conn = _connect(settings, context)
     except (OSError, smtplib.SMTPException) as exc:
         raise _translate(exc, settings, stage) from None
+    in_data = False  # between 354 and the reply, a QUIT would be read as message text
     try:
         try:
             stage = "EHLO"
@@ -270,7 +286,7 @@ def deliver(
                 conn.ehlo()
             if settings.username:
                 stage = "login"
-                conn.login(settings.username, settings.password or "")
+                _login(conn, settings.username, settings.password or "")
             stage = "MAIL FROM"
             code, reply = conn.mail(sender)
             if code != 250:
@@ -290,11 +306,13 @@ def deliver(
                 raise _refused(code, reply, "DATA")
         except (OSError, smtplib.SMTPException) as exc:
             raise _translate(exc, settings, stage) from None
+        in_data = True
         if before_content is not None:
             before_content()
         try:
             conn.send(payload)
             code, reply = conn.getreply()
+            in_data = False
         except (OSError, smtplib.SMTPException) as exc:
             raise UncertainDeliveryError(
                 f"connection to {settings.host}:{settings.port} lost after the message was sent"
@@ -304,4 +322,7 @@ def deliver(
             raise _refused(code, reply, "message")
         return _reply_text(code, reply)
     finally:
-        _quit_quietly(conn)
+        if in_data:
+            conn.close()  # the server drops a message whose final "." never came
+        else:
+            _quit_quietly(conn)

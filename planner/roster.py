@@ -19,16 +19,13 @@ from email_validator import EmailNotValidError, validate_email
 
 from drills.catalogue import Contraindication, Equipment, Level
 from planner.errors import ConfigError
+from planner.planbuild import MAX_SESSION_MINUTES, MIN_SESSION_MINUTES, check_preferences
 from planner.records import WEEKDAYS, Athlete, Preferences
 from planner.store import Store
 
 #: Ids are typed on command lines and appear in file names (dry-run ``.eml``): keep them plain.
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
-#: Session length bounds in minutes: our own sanity limits, not from a source; they catch typos
-#: such as ``--minutes 250`` without constraining any real plan.
-MIN_SESSION_MINUTES = 5
-MAX_SESSION_MINUTES = 180
 _FULL_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
@@ -191,7 +188,8 @@ def apply_changes(athlete: Athlete, changes: AthleteChanges) -> Athlete:
     if changes.send_time is not None:
         fields["send_time"] = check_time(changes.send_time)
     preferences = {**athlete.preferences, **_preference_changes(changes)}
-    effective = Preferences.from_dict(preferences)
+    # The plan builder's own check covers anything stored before this validation existed.
+    effective = check_preferences(Preferences.from_dict(preferences))
     if effective.sessions_per_week > len(effective.available_days):
         raise ConfigError(
             f"{effective.sessions_per_week} sessions a week need at least as many available days"

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from datetime import time as clock
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -39,6 +39,7 @@ from planner.outbox import (
     next_action,
     send_exactly_once,
 )
+from planner.plan import IsoWeek
 from planner.records import WEEKDAYS, Athlete
 from planner.store import Store
 
@@ -49,7 +50,6 @@ Status = Literal[
 ]
 #: Statuses that make the run finish with "some items failed" (exit code 3).
 PROBLEMS: frozenset[Status] = frozenset({"failed", "queued_retry"})
-_WEEK = re.compile(r"^(\d{4})-?W(\d{1,2})$", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,64 +110,45 @@ class SendSummary:
 # -- weeks and send times -------------------------------------------------------------------
 
 
-def parse_week(text: str) -> str:
-    """An ISO week as ``YYYY-Www`` (``2026-W49``; ``2026W49`` and ``2026-w9`` are accepted)."""
-    match = _WEEK.match(text.strip())
-    if match is not None:
-        year, number = int(match[1]), int(match[2])
-        try:
-            date.fromisocalendar(year, number, 1)
-        except ValueError:
-            pass
-        else:
-            return f"{year}-W{number:02d}"
-    raise ConfigError(f"--week {text!r}: use an ISO week like 2026-W49")
+def parse_week(text: str) -> IsoWeek:
+    """The ``--week`` option (``2026-W49``) as an :class:`~planner.plan.IsoWeek`."""
+    try:
+        return IsoWeek.parse(text)
+    except ValueError:
+        raise ConfigError(f"--week {text!r}: use an ISO week like 2026-W49") from None
 
 
-def iso_week(day: date) -> str:
-    year, number, _ = day.isocalendar()
-    return f"{year}-W{number:02d}"
-
-
-def week_monday(week: str) -> date:
-    year, number = week.split("-W")
-    return date.fromisocalendar(int(year), int(number), 1)
-
-
-def send_moment(athlete: Athlete, week: str) -> datetime:
+def send_moment(athlete: Athlete, week: IsoWeek) -> datetime:
     """When ``athlete`` should get the plan of ``week``, in their time zone (see module doc)."""
     day_index = WEEKDAYS.index(athlete.send_day)
-    local_day = week_monday(week) + timedelta(days=day_index - 7 if day_index else 0)
+    local_day = week.monday() + timedelta(days=day_index - 7 if day_index else 0)
     hour, minute = (int(part) for part in athlete.send_time.split(":"))
     return datetime.combine(local_day, clock(hour, minute), tzinfo=ZoneInfo(athlete.timezone))
 
 
-def due_week(athlete: Athlete, now: datetime) -> tuple[str | None, datetime]:
+def due_week(athlete: Athlete, now: datetime) -> tuple[IsoWeek | None, datetime]:
     """The plan week due at ``now`` (aware), or None, and the next send moment after ``now``."""
-    today = now.astimezone(ZoneInfo(athlete.timezone)).date()
-    this_week = iso_week(today)
-    next_week = iso_week(today + timedelta(days=7))
-    upcoming = send_moment(athlete, next_week)
+    this_week = IsoWeek.containing(now.astimezone(ZoneInfo(athlete.timezone)).date())
+    upcoming = send_moment(athlete, this_week.shift(1))
     if upcoming <= now:
-        return next_week, send_moment(athlete, iso_week(today + timedelta(days=14)))
+        return this_week.shift(1), send_moment(athlete, this_week.shift(2))
     if send_moment(athlete, this_week) <= now:
         return this_week, upcoming
     return None, send_moment(athlete, this_week)
 
 
-def subject_for(athlete: Athlete, week: str) -> str:
-    monday = week_monday(week)
-    sunday = monday + timedelta(days=6)
+def subject_for(athlete: Athlete, week: IsoWeek) -> str:
+    monday, sunday = week.monday(), week.day("sun")
     first = f"{monday.day} {monday:%b}" + (f" {monday.year}" if monday.year != sunday.year else "")
     span = f"{first} – {sunday.day} {sunday:%b} {sunday.year}"
     who = f"{athlete.name.split()[0]}, your" if athlete.name else "Your"
-    return f"{who} stridewise plan for week {monday.isocalendar().week} ({span})"
+    return f"{who} stridewise plan for week {week.week} ({span})"
 
 
 # -- composing the plan ---------------------------------------------------------------------
 
 
-def compose(store: Store, athlete: Athlete, week: str) -> RenderedMail:
+def compose(store: Store, athlete: Athlete, week: IsoWeek) -> RenderedMail:
     """Re-analyse with the data imported so far, build ``week``'s plan and render it."""
     from planner.charts import limiter_chart_png
     from planner.render import render_all
@@ -222,7 +203,7 @@ class _Run:
     progress: Progress | None
     setup_error: str | None = None
 
-    def athlete(self, athlete: Athlete, week: str | None) -> list[AthleteResult]:
+    def athlete(self, athlete: Athlete, week: IsoWeek | None) -> list[AthleteResult]:
         if not athlete.email:
             return [
                 _failed(athlete, week, f"no e-mail address ('athlete edit {athlete.id} --email')")
@@ -231,7 +212,8 @@ class _Run:
         if week is None:
             week, upcoming = due_week(athlete, self.now)
             if not self.dry_run:
-                results += self._expire(athlete, before_week=week or iso_week(upcoming.date()))
+                current = week or IsoWeek.containing(upcoming.date())
+                results += self._expire(athlete, before_week=str(current))
             if week is None:
                 when = f"{upcoming:%a %Y-%m-%d %H:%M} {athlete.timezone}"
                 return [*results, _result(athlete, "skipped_not_due", f"next send {when}", None)]
@@ -250,9 +232,9 @@ class _Run:
             out.append(_from_entry(athlete, "failed", reason, self.outbox.get(entry.id)))
         return out
 
-    def _week(self, athlete: Athlete, week: str) -> AthleteResult:
+    def _week(self, athlete: Athlete, week: IsoWeek) -> AthleteResult:
         assert athlete.email is not None
-        entry = self.outbox.latest(athlete.id, week)
+        entry = self.outbox.latest(athlete.id, str(week))
         action = next_action(entry, recipient=athlete.email, resend=self.resend)
         if entry is not None and action != "send":
             return _skipped(athlete, entry, action)
@@ -281,14 +263,15 @@ class _Run:
         )
         eml = None
         if self.out_dir is not None:
-            eml = _write_eml(message, self.out_dir, athlete.id, week)
+            eml = _write_eml(message, self.out_dir, athlete.id, str(week))
         if self.dry_run:
-            reason = "written, not sent" + (" (would resend)" if entry is not None else "")
-            return _result(athlete, "dry_run", reason, week, message_id=message_id, eml=eml)
+            return _result(
+                athlete, "dry_run", "written, not sent", week, message_id=message_id, eml=eml
+            )
         if reuse and entry is not None:
             entry = self.outbox.requeue(entry, digest, athlete.email)
         else:
-            entry = self.outbox.enqueue(athlete.id, week, digest, message_id, athlete.email)
+            entry = self.outbox.enqueue(athlete.id, str(week), digest, message_id, athlete.email)
         try:
             final = send_exactly_once(
                 self.outbox,
@@ -311,15 +294,23 @@ def _result(
     athlete: Athlete,
     status: Status,
     reason: str,
-    week: str | None,
+    week: IsoWeek | None,
     *,
     message_id: str | None = None,
     eml: Path | None = None,
 ) -> AthleteResult:
-    return AthleteResult(athlete.id, status, reason, week, athlete.email, message_id, eml_path=eml)
+    return AthleteResult(
+        athlete.id,
+        status,
+        reason,
+        None if week is None else str(week),
+        athlete.email,
+        message_id,
+        eml_path=eml,
+    )
 
 
-def _failed(athlete: Athlete, week: str | None, reason: str) -> AthleteResult:
+def _failed(athlete: Athlete, week: IsoWeek | None, reason: str) -> AthleteResult:
     return _result(athlete, "failed", reason, week)
 
 
@@ -361,8 +352,8 @@ def _delivered(athlete: Athlete, entry: OutboxEntry, eml: Path | None) -> Athlet
     if entry.state is State.SENT:
         return _from_entry(athlete, "sent", entry.server_reply or "accepted", entry, eml)
     if entry.state is State.QUEUED:
-        reason = f"still failing after {entry.attempts} attempt(s), the next run retries: "
-        return _from_entry(athlete, "queued_retry", reason + str(entry.last_error), entry, eml)
+        reason = f"not delivered yet, the next run retries: {entry.last_error}"
+        return _from_entry(athlete, "queued_retry", reason, entry, eml)
     if entry.state is State.SENDING:
         reason = (
             f"possibly delivered ({entry.last_error}); not resent automatically, use --resend"
@@ -396,7 +387,7 @@ def send_weekly(
     now = now or datetime.now(UTC)
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    week = parse_week(week) if week is not None else None
+    forced = parse_week(week) if week is not None else None
     if dry_run and out_dir is None:
         raise ConfigError("a dry run needs a folder for the .eml files (--out)")
     if athlete_ids:
@@ -418,5 +409,5 @@ def send_weekly(
     summary = SendSummary(now_utc=now.astimezone(UTC), dry_run=dry_run)
     with _run_lock(store):
         for athlete in athletes:
-            summary.results.extend(run.athlete(athlete, week))
+            summary.results.extend(run.athlete(athlete, forced))
     return summary
