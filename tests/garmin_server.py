@@ -18,11 +18,13 @@ import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.loopback import Loopback
 
 GARMIN_FIXTURES = Path(__file__).parent / "fixtures" / "garmin"
 CLIENT_ID = "GARMIN_CONNECT_MOBILE_ANDROID_DI_2025Q2"
@@ -140,18 +142,12 @@ class GarminServer:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: Loopback | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     def __enter__(self) -> GarminServer:
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self._server = Loopback(_handler(self))
         return self
 
     def __exit__(
@@ -160,17 +156,13 @@ class GarminServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        assert self._httpd is not None
-        assert self._thread is not None
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        assert self._server is not None
+        self._server.stop()
 
     @property
     def url(self) -> str:
-        assert self._httpd is not None
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.port}"
 
     # -- set-up and inspection ----------------------------------------------------------------
 

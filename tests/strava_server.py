@@ -18,13 +18,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import trustme
+
+from tests.loopback import Loopback
 
 STRAVA_FIXTURES = Path(__file__).parent / "fixtures" / "strava"
 API = "/api/v3"
@@ -192,8 +194,7 @@ class StravaServer:
         self.faults: list[Fault] = []
         self.log: list[Seen] = []
         self.lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: Loopback | None = None
 
     # -- set-up ----------------------------------------------------------------------------
 
@@ -245,8 +246,8 @@ class StravaServer:
 
     @property
     def address(self) -> str:
-        assert self._httpd is not None
-        return f"127.0.0.1:{self._httpd.server_address[1]}"
+        assert self._server is not None
+        return f"127.0.0.1:{self._server.port}"
 
     def count(self, prefix: str = "", method: str | None = None) -> int:
         with self.lock:
@@ -266,17 +267,7 @@ class StravaServer:
         cert = self.ca.issue_cert("127.0.0.1")
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         cert.configure_cert(context)
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        httpd.daemon_threads = True
-        # Handshake in the request thread, so one slow client cannot block the accept loop.
-        httpd.socket = context.wrap_socket(
-            httpd.socket, server_side=True, do_handshake_on_connect=False
-        )
-        self._httpd = httpd
-        self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self._server = Loopback(_handler(self), tls=context)
         return self
 
     def __exit__(
@@ -285,11 +276,8 @@ class StravaServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        assert self._httpd is not None
-        assert self._thread is not None
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        assert self._server is not None
+        self._server.stop()
 
     # -- request handling (called from handler threads) ------------------------------------
 
