@@ -11,9 +11,12 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import os
 import struct
+import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -171,6 +174,8 @@ def _read(data: bytes, path: str) -> RawFit:
         if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit | MemoryError):
             raise
         fast_reason = f"{type(exc).__name__}: {exc}"
+        if getattr(exc, "__notes__", None):
+            fast_reason += f" ({exc.__notes__[0]})"
     if "checksum mismatch" in fast_reason:
         adapted = adapt_zero_header_crc(data)
         if adapted is None:
@@ -223,8 +228,17 @@ def _check_envelope(data: bytes, path: str) -> None:
 
 
 def _read_fast(data: bytes) -> RawFit:
-    records = fitfast.records(data)
-    parsed = fitfast.parse(data)
+    with _native_stderr_captured() as captured:
+        try:
+            records = fitfast.records(data)
+            parsed = fitfast.parse(data)
+        except BaseException as exc:
+            # A Rust panic prints "thread panicked at ..." straight to file descriptor 2;
+            # it belongs in the reason for this file, not on the user's terminal.
+            note = captured().strip().splitlines()
+            if note and not isinstance(exc, KeyboardInterrupt | SystemExit):
+                exc.add_note(note[0])
+            raise
     parsed.pop("record", None)
     dev_units = {
         str(d["field_name"]): str(d.get("units") or "")
@@ -232,6 +246,27 @@ def _read_fast(data: bytes) -> RawFit:
         if d.get("field_name")
     }
     return RawFit(records, parsed, dev_units, FAST)
+
+
+@contextmanager
+def _native_stderr_captured() -> Iterator[Callable[[], str]]:
+    """Point file descriptor 2 at a scratch file while native code runs; yield a reader.
+
+    Only Python-level writes from *other threads* during the call could be caught too; the
+    decoder runs in worker processes or the CLI's main thread, where there are none.
+    """
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all (daemonised): nothing to protect
+        yield lambda: ""
+        return
+    with tempfile.TemporaryFile() as scratch:
+        os.dup2(scratch.fileno(), 2)
+        try:
+            yield lambda: (scratch.seek(0), scratch.read().decode("utf-8", "replace"))[1]
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 _WANTED = {
