@@ -53,12 +53,17 @@ MIN_DRIFT_WINDOWS = 5
 #: A run is treated as intervals/fartlek when its moving windows' speeds spread this much
 #: ((85th − 15th percentile) / median). Assumption.
 INTERVAL_SPREAD = 0.2
+#: ...and switches between fast and slow at least this often (two repeats). Assumption.
+MIN_INTERVAL_SWITCHES = 3
 #: A run is "trail" when fewer than half its running windows are flat. Assumption.
 TRAIL_FLAT_SHARE = 0.5
 #: The athlete's own speed slope needs this spread of window speeds (SD, m/s) and this many
 #: windows; otherwise a slope would be noise. Assumption.
 MIN_SPEED_SD_FOR_SLOPE = 0.25
 MIN_WINDOWS_FOR_SLOPE = 10
+#: A curved (quadratic) fit of step length on speed needs this range of speeds (5th–95th
+#: percentile, m/s); narrower ranges get a straight line. Assumption.
+MIN_SPEED_RANGE_FOR_CURVE = 1.0
 #: Slopes beyond these bounds are clipped: they come from too little data, not from runners.
 SLOPE_CLIP = 30.0
 
@@ -406,12 +411,9 @@ def run_features(frame: pd.DataFrame, activity: Activity) -> RunFeatures:
     intervals = bool(
         {(lap.intensity or "").lower() for lap in activity.laps} & INTERVAL_LAP_INTENSITIES
     )
-    if running.sum() >= 6:
-        sp = w_speed[running]
-        p15, p50, p85 = np.percentile(sp, [15, 50, 85])
-        if (p85 - p15) / p50 > INTERVAL_SPREAD:
-            intervals = True
-    trail = sub_sport in TRAIL_SUB_SPORTS or (
+    moving_w = (cover >= MIN_COVERAGE) & ~paused & (w_mid >= warmup) & (w_speed >= STILL_MPS)
+    intervals = intervals or _alternating(w_speed[moving_w])
+    trail = sub_sport in TRAIL_SUB_SPORTS or bool(
         grade is not None
         and not treadmill
         and running.sum() >= 5
@@ -509,6 +511,22 @@ def run_features(frame: pd.DataFrame, activity: Activity) -> RunFeatures:
         windows=wins,
         notes=tuple(notes),
     )
+
+
+def _alternating(speeds: FloatArray) -> bool:
+    """Whether window speeds after the warm-up swing between fast and slow, repeatedly.
+
+    A spread alone is not enough (a warm-up then a tempo, or a progression run, spread too);
+    intervals and fartlek switch back and forth at least :data:`MIN_INTERVAL_SWITCHES` times.
+    """
+    if len(speeds) < 6:
+        return False
+    p15, p50, p85 = np.percentile(speeds, [15, 50, 85])
+    if (p85 - p15) / p50 <= INTERVAL_SPREAD:
+        return False
+    state = np.where(speeds > p50 * 1.08, 1, np.where(speeds < p50 * 0.92, -1, 0))
+    state = state[state != 0]
+    return int(np.count_nonzero(np.diff(state))) >= MIN_INTERVAL_SWITCHES
 
 
 def _run_scalars(
@@ -681,9 +699,10 @@ def _fit(x: FloatArray, y: FloatArray, degree: int = 1) -> LineFit | None:
         return None
     xs, ys = x[m], y[m]
     spread = float(np.std(xs))
-    if spread < 0.05:
-        degree = 0  # one speed: the athlete's level only
-    elif spread < MIN_SPEED_SD_FOR_SLOPE * 2:
+    lo, hi = np.percentile(xs, [5, 95])
+    if spread < MIN_SPEED_SD_FOR_SLOPE:
+        degree = 0  # about one pace: the athlete's level only
+    elif hi - lo < MIN_SPEED_RANGE_FOR_CURVE or m.sum() < 20:
         degree = min(degree, 1)
     coef = np.polyfit(xs, ys, degree)
     if degree == 0:

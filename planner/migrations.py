@@ -88,7 +88,7 @@ def m001_initial(db: sqlite3.Connection) -> None:
             key TEXT PRIMARY KEY,
             value TEXT NOT NULL
         );
-        """
+        """,
     )
 
 
@@ -115,7 +115,67 @@ def m006_outbox(db: sqlite3.Connection) -> None:
             sent_at TEXT
         );
         CREATE INDEX outbox_athlete_week ON outbox (athlete_id, week, id);
+        """,
+    )
+
+
+@migration
+def m005_plans(db: sqlite3.Connection) -> None:
+    _script(
+        db,
         """
+        -- Plan history (planner/planstore.py): one plan per athlete and ISO week ('2026-W49',
+        -- which sorts in time order as text), with the analysis' key metric per area so the
+        -- next weeks can progress doses, time deloads and show each limiter's trend.
+        CREATE TABLE plans (
+            athlete_id TEXT NOT NULL REFERENCES athletes(id) ON DELETE CASCADE,
+            week TEXT NOT NULL,
+            revision INTEGER NOT NULL DEFAULT 1,
+            phase TEXT NOT NULL,
+            plan TEXT NOT NULL,
+            key_metrics TEXT NOT NULL DEFAULT '{}',
+            content_hash TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (athlete_id, week)
+        );
+        """,
+    )
+
+
+@migration
+def m003_feature_cache(db: sqlite3.Connection) -> None:
+    _script(
+        db,
+        """
+        -- Per-run features, keyed by activity and feature version; `stamp` changes when the
+        -- activity is replaced by a richer copy, so a stale row is recomputed.
+        CREATE TABLE feature_cache (
+            activity_id INTEGER NOT NULL REFERENCES activities(id) ON DELETE CASCADE,
+            feature_version TEXT NOT NULL,
+            stamp TEXT NOT NULL,
+            data TEXT NOT NULL,
+            computed_at TEXT NOT NULL,
+            PRIMARY KEY (activity_id, feature_version)
+        );
+        """,
+    )
+
+
+@migration
+def m004_coach_labels(db: sqlite3.Connection) -> None:
+    _script(
+        db,
+        """
+        -- A coach's judgement per athlete and area: 1 = limits this runner, 0 = does not.
+        CREATE TABLE coach_labels (
+            athlete_id TEXT NOT NULL REFERENCES athletes(id) ON DELETE CASCADE,
+            area TEXT NOT NULL,
+            is_limiter INTEGER NOT NULL,
+            labelled_at TEXT NOT NULL,
+            PRIMARY KEY (athlete_id, area)
+        );
+        """,
     )
 
 

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import multiprocessing
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
@@ -126,10 +128,44 @@ PARAMS: dict[str, Param] = {
     "fpr_sd": Param(0.02, A),
     "lss_sd_frac": Param(0.05, A),
     # -- run types --
+    "easy_speed_min_mps": Param(2.2, A),
+    "easy_speed_max_mps": Param(3.8, A),
+    "height_ref_m": Param(1.75, f"{A}: height at which the height effect on cadence is zero"),
+    "weight_log_sd": Param(0.1, f"{A}: body-mass spread around the BMI"),
+    "p_left_longer": Param(0.5, f"{A}: the longer-contact side is left or right equally often"),
+    "balance_log_sd": Param(0.15, f"{A}: spread of |balance − 50| at a given deficit"),
+    "hr_easy_bpm": Param(140.0, f"{A}: heart rate at easy pace"),
+    "hr_easy_sd": Param(8.0, A),
+    "hr_per_mps": Param(22.0, f"{A}: heart rate per m/s faster"),
+    "hr_drift_per_h": Param(6.0, f"{A}: cardiac drift per hour of fatigue"),
+    "hr_warmup_bpm": Param(-25.0, f"{A}: lower heart rate at the start, settling like mechanics"),
+    "speed_wander_mps": Param(0.06, f"{A}: SD of the runner's slow pace wander"),
+    "speed_wander_rho": Param(0.98, f"{A}: second-to-second persistence of that wander"),
+    "start_ramp_s": Param(180.0, f"{A}: easing into pace over the first 3 min"),
+    "start_ramp_factor": Param(0.85, f"{A}: starting at 85 % of the target pace"),
+    "pause_min_s": Param(20.0, A),
+    "pause_max_s": Param(60.0, A),
+    "p_timer_pause": Param(0.5, f"{A}: share of stops with the timer paused (a gap) vs running"),
+    "gct_max_step_share": Param(0.9, f"{A}: contact never fills more than 90 % of a step"),
+    "road_grade_pct": Param(1.2, f"{A}: amplitude of gentle road undulation"),
+    "trail_grade_pct": Param(6.0, f"{A}: amplitude of trail hills"),
+    "trail_grade_small_pct": Param(2.0, f"{A}: amplitude of short trail bumps"),
+    "treadmill_step_mps": Param(0.2, f"{A}: belt-speed changes during a treadmill run"),
+    "noise_power_w": Param(5.0, A),
+    "power_per_pct_grade": Param(0.005, f"{A}: extra power per % of grade"),
+    "noise_lss_kn_m": Param(0.2, A),
+    "noise_stryd_gct_ms": Param(3.0, A),
+    "dropout_min_s": Param(10.0, A),
+    "dropout_max_s": Param(90.0, A),
+    "tempo_start_s": Param(600.0, f"{A}: 10 min easy before the tempo"),
     "tempo_factor": Param(1.2, f"{A}: tempo pace relative to easy pace"),
     "long_factor": Param(0.95, A),
     "interval_work_factor": Param(1.3, A),
     "interval_rest_factor": Param(0.75, A),
+    "interval_start_s": Param(720.0, f"{A}: 12 min warm-up before the first repeat"),
+    "interval_work_s": Param(240.0, A),
+    "interval_rest_s": Param(120.0, A),
+    "interval_cooldown_s": Param(480.0, A),
 }
 
 
@@ -175,7 +211,6 @@ class Runner:
     body_known: bool
     seed: int
     hr_base: float = 140.0
-    extra: dict[str, float] = field(default_factory=dict)
 
     def labels(self) -> dict[str, int]:
         """1 where an area's deficit is above the limiter threshold."""
@@ -195,8 +230,13 @@ def make_runner(
     sensors: str | None = None,
     stryd: bool | None = None,
     body_known: bool | None = None,
+    nuisance: float = 1.0,
 ) -> Runner:
-    """Draw one runner; any argument given overrides the draw (for tests)."""
+    """Draw one runner; any argument given overrides the draw (for tests).
+
+    ``nuisance`` scales the between-runner variation that has nothing to do with the deficits
+    (1 = the cohort's; tests use less to get a runner whose signals show their deficits).
+    """
     drawn = {a: float(rng.standard_normal()) for a in AREAS}
     d = {**drawn, **(deficits or {})}
     sex = "female" if rng.random() < p("share_female") else "male"
@@ -205,7 +245,7 @@ def make_runner(
             p("height_female_m") if sex == "female" else p("height_male_m"), p("height_sd_m")
         )
     )
-    weight = float(p("bmi") * height**2 * rng.lognormal(0.0, 0.1))
+    weight = float(p("bmi") * height**2 * rng.lognormal(0.0, p("weight_log_sd")))
     u = rng.random()
     drawn_sensors = (
         "full"
@@ -221,48 +261,57 @@ def make_runner(
         height_m=height,
         weight_kg=weight,
         easy_speed_mps=float(
-            np.clip(rng.normal(p("easy_speed_mps"), p("easy_speed_sd")), 2.2, 3.8)
+            np.clip(
+                rng.normal(p("easy_speed_mps"), p("easy_speed_sd")),
+                p("easy_speed_min_mps"),
+                p("easy_speed_max_mps"),
+            )
         ),
-        side=1.0 if rng.random() < 0.5 else -1.0,
+        side=1.0 if rng.random() < p("p_left_longer") else -1.0,
         cadence_offset_spm=float(
             -p("swing_cadence_spm") * d["swing"]
-            + rng.normal(0.0, p("cadence_noise_spm"))
-            + p("cadence_per_cm_height") * (height - 1.75) * 100.0
+            + nuisance * rng.normal(0.0, p("cadence_noise_spm"))
+            + p("cadence_per_cm_height") * (height - p("height_ref_m")) * 100.0
         ),
         cadence_slope_dev=float(
-            -p("swing_slope_spm_per_mps") * d["swing"] + rng.normal(0.0, p("cadence_slope_noise"))
+            -p("swing_slope_spm_per_mps") * d["swing"]
+            + nuisance * rng.normal(0.0, p("cadence_slope_noise"))
         ),
         gct_offset_ms=float(
             p("push_gct_ms") * d["push"]
             + p("posture_gct_ms") * d["posture_hip"]
-            + rng.normal(0.0, p("gct_noise_ms"))
+            + nuisance * rng.normal(0.0, p("gct_noise_ms"))
         ),
         vo_offset_mm=float(
             p("posture_vo_mm") * d["posture_hip"]
             + p("push_vo_mm") * d["push"]
-            + rng.normal(0.0, p("vo_noise_mm"))
+            + nuisance * rng.normal(0.0, p("vo_noise_mm"))
         ),
         balance_pts=float(
             p("balance_median_pts")
             * math.exp(p("balance_log_per_sd") * d["strength_balance"])
-            * rng.lognormal(0.0, 0.15)
+            * rng.lognormal(0.0, p("balance_log_sd") * nuisance)
         ),
         fpr=float(
-            p("fpr_mean") + p("posture_fpr") * d["posture_hip"] + rng.normal(0.0, p("fpr_sd"))
+            p("fpr_mean")
+            + p("posture_fpr") * d["posture_hip"]
+            + nuisance * rng.normal(0.0, p("fpr_sd"))
         ),
-        lss_factor=float(1.0 - p("push_lss_frac") * d["push"] + rng.normal(0.0, p("lss_sd_frac"))),
+        lss_factor=float(
+            1.0 - p("push_lss_frac") * d["push"] + nuisance * rng.normal(0.0, p("lss_sd_frac"))
+        ),
         sensors=sensors or drawn_sensors,
         stryd=bool(rng.random() < p("p_stryd")) if stryd is None else stryd,
         body_known=bool(rng.random() < p("p_body_known")) if body_known is None else body_known,
         seed=int(rng.integers(0, 2**31 - 1)),
-        hr_base=float(rng.normal(140.0, 8.0)),
+        hr_base=float(rng.normal(p("hr_easy_bpm"), p("hr_easy_sd"))),
     )
 
 
 # -- one run ----------------------------------------------------------------------------------
 
 
-def _ar1(rng: np.random.Generator, n: int, sd: float, rho: float = 0.98) -> FloatArray:
+def _ar1(rng: np.random.Generator, n: int, sd: float, rho: float) -> FloatArray:
     """A smooth random wander (AR(1) with stationary SD ``sd``)."""
     shocks = rng.normal(0.0, sd * math.sqrt(1.0 - rho**2), n)
     return np.asarray(lfilter([1.0], [1.0, -rho], shocks), dtype=np.float64)
@@ -278,13 +327,13 @@ def _speed_plan(
     laps: list[Lap] = []
     grade = np.zeros(n)
     if kind == "tempo":
-        target[t >= 600] = v_e * p("tempo_factor")
+        target[t >= p("tempo_start_s")] = v_e * p("tempo_factor")
     elif kind == "long":
         target[:] = v_e * p("long_factor")
     elif kind == "intervals":
-        start = 720
-        work, rest = 240, 120
-        reps = max(1, (n - start - 480) // (work + rest))
+        start = int(p("interval_start_s"))
+        work, rest = int(p("interval_work_s")), int(p("interval_rest_s"))
+        reps = max(1, (n - start - int(p("interval_cooldown_s"))) // (work + rest))
         for r in range(reps):
             a = start + r * (work + rest)
             target[a : a + work] = v_e * p("interval_work_factor")
@@ -292,17 +341,19 @@ def _speed_plan(
     elif kind == "treadmill":
         # A few belt-speed changes, as people do on a treadmill.
         for cut in sorted(rng.integers(600, max(601, n - 300), 2)):
-            target[cut:] += rng.choice([-0.2, 0.2])
+            target[cut:] += rng.choice([-1.0, 1.0]) * p("treadmill_step_mps")
     if kind == "trail":
-        grade = 6.0 * np.sin(2 * np.pi * t / rng.uniform(400, 900)) + 2.0 * np.sin(
-            2 * np.pi * t / rng.uniform(90, 200)
-        )
+        # Hills every 7–15 min with short bumps on top (periods: assumption).
+        grade = p("trail_grade_pct") * np.sin(2 * np.pi * t / rng.uniform(400, 900)) + p(
+            "trail_grade_small_pct"
+        ) * np.sin(2 * np.pi * t / rng.uniform(90, 200))
     elif kind != "treadmill":
-        grade = 1.2 * np.sin(2 * np.pi * t / rng.uniform(600, 1500) + rng.uniform(0, 6))
+        grade = p("road_grade_pct") * np.sin(
+            2 * np.pi * t / rng.uniform(600, 1500) + rng.uniform(0, 6)
+        )
     target = target * (1.0 - p("grade_speed_per_pct") * np.clip(grade, -8, 8) / 2.0)
-    # First 3 minutes: easing into pace.
-    ramp = np.clip(t / 180.0, 0.0, 1.0)
-    target = target * (0.85 + 0.15 * ramp)
+    ramp = np.clip(t / p("start_ramp_s"), 0.0, 1.0)
+    target = target * (p("start_ramp_factor") + (1.0 - p("start_ramp_factor")) * ramp)
     return target, laps, grade
 
 
@@ -319,7 +370,8 @@ def simulate_run(
     n = int(60.0 * (minutes if minutes is not None else rng.uniform(lo, hi)))
     t = np.arange(n, dtype=np.float64)
     target, laps, grade = _speed_plan(kind, runner, n, rng)
-    true_v = np.clip(target + _ar1(rng, n, 0.06), 1.0, None)
+    wander = _ar1(rng, n, p("speed_wander_mps"), p("speed_wander_rho"))
+    true_v = np.clip(target + wander, 1.0, None)
     if kind == "intervals":
         laps = _interval_laps(start_utc, true_v, runner.easy_speed_mps)
     # A stop at a traffic light: either the timer keeps running (speed 0) or it pauses (gap).
@@ -327,11 +379,11 @@ def simulate_run(
     drop = np.zeros(n, dtype=bool)
     if n > 1500 and rng.random() < p("p_pause"):
         a = int(rng.integers(900, n - 300))
-        length = int(rng.integers(20, 60))
-        if rng.random() < 0.5:
-            stopped[a : a + length] = True
-        else:
+        length = int(rng.integers(int(p("pause_min_s")), int(p("pause_max_s"))))
+        if rng.random() < p("p_timer_pause"):
             drop[a : a + length] = True
+        else:
+            stopped[a : a + length] = True
     v = np.where(stopped, 0.0, true_v)
 
     settle = np.exp(-t / p("warmup_tau_s"))
@@ -357,7 +409,8 @@ def simulate_run(
         + p("grade_gct_ms_per_pct") * np.clip(g, 0, None)
         + rng.normal(0.0, p("noise_gct_ms"), n)
     )
-    gct = np.clip(gct, 120.0, 0.9 * step_ms)
+    # Bounds below keep values physical and inside schema.PLAUSIBLE; they are not model inputs.
+    gct = np.clip(gct, 120.0, p("gct_max_step_share") * step_ms)
     vo = (
         ref.vo_ref_mm(true_v)
         + runner.vo_offset_mm
@@ -377,9 +430,9 @@ def simulate_run(
     step_len_mm = 1000.0 * true_v * 60.0 / cadence
     hr = (
         runner.hr_base
-        + 22.0 * (true_v - runner.easy_speed_mps)
-        + 6.0 * fatigue
-        - 25.0 * settle
+        + p("hr_per_mps") * (true_v - runner.easy_speed_mps)
+        + p("hr_drift_per_h") * fatigue
+        + p("hr_warmup_bpm") * settle
         + rng.normal(0.0, p("noise_hr_bpm"), n)
     )
     measured_v = np.clip(v + rng.normal(0.0, p("noise_speed_mps"), n), 0.0, None)
@@ -393,6 +446,7 @@ def simulate_run(
     outdoor = kind != "treadmill"
     if outdoor:
         distance = np.cumsum(v)
+        # Placed on a straight line from an arbitrary point: only distance and grade matter.
         altitude = 50.0 + np.cumsum(v * g / 100.0)
         cols[Col.DISTANCE_M.value] = distance
         cols[Col.ALTITUDE_M.value] = altitude
@@ -413,16 +467,17 @@ def simulate_run(
         _dropouts(rng, cols, list(dyn), n)
     if runner.stryd:
         power = p("power_w_per_kg_per_mps") * runner.weight_kg * true_v
-        power = power * (1.0 + 0.05 * g / 10.0) + rng.normal(0.0, 5.0, n)
+        power = power * (1.0 + p("power_per_pct_grade") * g)
+        power = power + rng.normal(0.0, p("noise_power_w"), n)
         cols[Col.STRYD_POWER_W.value] = np.where(stopped, 0.0, np.clip(power, 0.0, None))
         cols[Col.FORM_POWER_W.value] = np.where(stopped, 0.0, power * runner.fpr)
         lss = ref.k_leg_ref_kn_m(true_v, runner.weight_kg, runner.height_m, runner.sex)
         cols[Col.LEG_SPRING_STIFFNESS_KN_M.value] = np.where(
-            stopped, 0.0, lss * runner.lss_factor + rng.normal(0.0, 0.2, n)
+            stopped, 0.0, lss * runner.lss_factor + rng.normal(0.0, p("noise_lss_kn_m"), n)
         )
         if runner.sensors == "none":
             # Stryd's own ground time is on the force-plate scale (imbach_2020).
-            stryd_gct = gct - ref.WATCH_GCT_OFFSET_MS + rng.normal(0.0, 3.0, n)
+            stryd_gct = gct - ref.WATCH_GCT_OFFSET_MS + rng.normal(0.0, p("noise_stryd_gct_ms"), n)
             cols[Col.STRYD_GCT_MS.value] = np.where(stopped, np.nan, stryd_gct)
             cols[Col.STRYD_VERTICAL_OSCILLATION_MM.value] = np.where(stopped, np.nan, vo)
     index = pd.DatetimeIndex(
@@ -478,9 +533,10 @@ def _dropouts(
     rng: np.random.Generator, cols: dict[str, FloatArray], names: list[str], n: int
 ) -> None:
     """A strap or pod losing contact for 10–90 s, a few times per run."""
+    longest = int(p("dropout_max_s"))
     for _ in range(int(rng.integers(0, int(p("dropouts_max")) + 1))):
-        a = int(rng.integers(0, max(1, n - 90)))
-        b = a + int(rng.integers(10, 90))
+        a = int(rng.integers(0, max(1, n - longest)))
+        b = a + int(rng.integers(int(p("dropout_min_s")), longest))
         for name in names:
             cols[name][a:b] = np.nan
 
@@ -511,18 +567,39 @@ def simulate_history(
         yield simulate_run(runner, kind, rng, start + timedelta(days=2 * i))
 
 
+def simulate_athlete(
+    seed: int, index: int, *, max_runs: int = 4, prefix: str = "sim"
+) -> SimulatedAthlete:
+    """Athlete ``index`` of cohort ``seed``, with 1–``max_runs`` runs turned into features.
+
+    Each athlete has its own seed ``(seed, index)``, so a cohort does not depend on how it is
+    split across processes.
+    """
+    rng = np.random.default_rng([seed, index])
+    runner = make_runner(rng, f"{prefix}{seed}-{index}")
+    n_runs = int(rng.integers(1, max_runs + 1))
+    runs = tuple(
+        run_features(item.stream, item.activity) for item in simulate_history(runner, n_runs=n_runs)
+    )
+    return SimulatedAthlete(runner, runs)
+
+
+def _athlete_job(args: tuple[int, int, int, str]) -> SimulatedAthlete:
+    seed, index, max_runs, prefix = args
+    return simulate_athlete(seed, index, max_runs=max_runs, prefix=prefix)
+
+
 def simulate_cohort(
-    n_athletes: int, seed: int, *, max_runs: int = 4, prefix: str = "sim"
+    n_athletes: int, seed: int, *, max_runs: int = 4, prefix: str = "sim", workers: int = 1
 ) -> list[SimulatedAthlete]:
-    """A seeded cohort: each athlete with 1–``max_runs`` runs turned into features."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n_athletes):
-        runner = make_runner(rng, f"{prefix}{seed}-{i}")
-        n_runs = int(rng.integers(1, max_runs + 1))
-        runs = tuple(
-            run_features(item.stream, item.activity)
-            for item in simulate_history(runner, n_runs=n_runs)
-        )
-        out.append(SimulatedAthlete(runner, runs))
-    return out
+    """A seeded cohort of ``n_athletes`` (same result for any number of ``workers``)."""
+    jobs = [(seed, i, max_runs, prefix) for i in range(n_athletes)]
+    if workers > 1 and n_athletes >= 4 * workers:
+        # forkserver, not fork: the parent may already run threads (BLAS, OpenMP), and
+        # forking a threaded process can deadlock.
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["planner.simulate"])
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            chunk = max(1, n_athletes // (4 * workers))
+            return list(pool.map(_athlete_job, jobs, chunksize=chunk))
+    return [_athlete_job(job) for job in jobs]

@@ -1,0 +1,475 @@
+"""The analysis shell: runs from the store → cached features → model → ranked limiters.
+
+Per-run features are cached in the ``feature_cache`` table, keyed by activity id and
+:data:`~planner.features.FEATURE_VERSION`, with a stamp of the activity's identity: a run is
+recomputed only when it was replaced by a richer copy or the feature code changed. A warm
+``analyze`` therefore reads one table and never decodes a stream.
+
+Also here: coach labels (``stridewise label``), and training/evaluating the model against the
+store's labelled athletes (``stridewise model train|evaluate``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from planner.errors import ConfigError
+from planner.features import (
+    FEATURE_VERSION,
+    MODEL_FEATURES,
+    AthleteFeatures,
+    RunFeatures,
+    athlete_features,
+    run_features,
+)
+from planner.limiters import rank_limiters
+from planner.model import (
+    EVAL_ATHLETES,
+    EVAL_SEED,
+    TRAIN_ATHLETES,
+    TRAIN_SEED,
+    CoachLabelled,
+    check_no_strava,
+    coach_training_set,
+    evaluate,
+    fit_models,
+    grouped_cv,
+    limiter_proba,
+    simulated_training_set,
+)
+from planner.model_io import ModelBundle, load_artefact, save_artefact, user_model_dir
+from planner.records import AREAS, Analysis, Source, StoredActivity
+from planner.store import Store
+
+#: Without --since/--last, analyse the runs of the 12 weeks before the newest run: recent
+#: enough to describe the runner now, long enough to span easy and faster paces. Our choice.
+DEFAULT_DAYS = 84
+
+
+# -- feature cache ----------------------------------------------------------------------------
+
+
+def activity_stamp(stored: StoredActivity) -> str:
+    """Identity of the stored copy of a run: changes when a richer copy replaces it."""
+    a = stored.activity
+    raw = "|".join(
+        str(x)
+        for x in (
+            a.source.value,
+            a.source_ref,
+            a.n_samples,
+            stored.content_hash,
+            stored.stream_format,
+            a.height_m,
+            a.weight_kg,
+            a.sex,
+        )
+    )
+    return hashlib.sha1(raw.encode()).hexdigest()
+
+
+def compute_run_features(store: Store, stored: StoredActivity) -> RunFeatures:
+    """Features of one stored run, from its stream (no cache)."""
+    return run_features(store.load_stream(stored.id), stored.activity)
+
+
+def load_run_features(
+    store: Store, activities: Sequence[StoredActivity], *, use_cache: bool = True
+) -> list[RunFeatures]:
+    """Features for each activity, from the cache where it is current, computed otherwise."""
+    if not use_cache:
+        return [compute_run_features(store, s) for s in activities]
+    cached: dict[int, tuple[str, str]] = {}
+    ids = [s.id for s in activities]
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" for _ in chunk)
+        for row in store.db.execute(
+            f"SELECT activity_id, stamp, data FROM feature_cache"
+            f" WHERE feature_version = ? AND activity_id IN ({marks})",
+            (FEATURE_VERSION, *chunk),
+        ):
+            cached[int(row[0])] = (row[1], row[2])
+    out: list[RunFeatures] = []
+    fresh: list[tuple[int, str, RunFeatures]] = []
+    for stored in activities:
+        stamp = activity_stamp(stored)
+        hit = cached.get(stored.id)
+        if hit is not None and hit[0] == stamp:
+            out.append(RunFeatures.from_json(json.loads(hit[1])))
+            continue
+        features = compute_run_features(store, stored)
+        fresh.append((stored.id, stamp, features))
+        out.append(features)
+    if fresh:
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        with store.transaction() as db:
+            for activity_id, stamp, features in fresh:
+                db.execute(
+                    "DELETE FROM feature_cache WHERE activity_id = ? AND feature_version != ?",
+                    (activity_id, FEATURE_VERSION),
+                )
+                db.execute(
+                    "INSERT OR REPLACE INTO feature_cache"
+                    " (activity_id, feature_version, stamp, data, computed_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (
+                        activity_id,
+                        FEATURE_VERSION,
+                        stamp,
+                        json.dumps(features.to_json(), separators=(",", ":")),
+                        now,
+                    ),
+                )
+    return out
+
+
+def select_runs(
+    store: Store, athlete_id: str, *, since: datetime | None = None, last: int | None = None
+) -> list[StoredActivity]:
+    """The athlete's running activities with a stream, per --since/--last or the default."""
+    if since is not None and last is not None:
+        raise ConfigError("give --since or --last, not both")
+    if last is not None and last < 1:
+        raise ConfigError("--last must be at least 1")
+    runs = [
+        s
+        for s in store.list_activities(athlete_id, running_only=True, since=since)
+        if s.stream_format is not None
+    ]
+    if last is not None:
+        return runs[-last:]
+    if since is None and runs:
+        newest = runs[-1].activity.start_utc
+        runs = [s for s in runs if s.activity.start_utc >= newest - timedelta(days=DEFAULT_DAYS)]
+    return runs
+
+
+# -- analysis ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisResult:
+    """An analysis with what produced it (for plots and tests)."""
+
+    analysis: Analysis
+    features: AthleteFeatures
+    runs: tuple[RunFeatures, ...]
+    bundle: ModelBundle
+
+
+def predict(bundle: ModelBundle, af: AthleteFeatures) -> dict[str, float]:
+    """The model's P(limiter) per area for one athlete's features."""
+    probs = limiter_proba(bundle.pipeline, af.vector()[None, :])[0]
+    return {area: float(probs[k]) for k, area in enumerate(AREAS)}
+
+
+def analyse_runs(
+    athlete_id: str,
+    runs: Sequence[RunFeatures],
+    bundle: ModelBundle,
+    *,
+    now: datetime | None = None,
+    window: dict[str, Any] | None = None,
+) -> AnalysisResult:
+    """Pure core of ``analyze``: run features → athlete features → model → estimates."""
+    af = athlete_features(runs)
+    probs = predict(bundle, af)
+    limiters, weaker = rank_limiters(af, probs)
+    analysis = Analysis(
+        athlete_id=athlete_id,
+        generated_utc=now or datetime.now(UTC),
+        limiters=limiters,
+        runs_used=af.runs_with.get("steady", 0),
+        data=data_summary(af, runs, bundle, window or {}),
+        weaker_side=weaker,
+        model_version=bundle.version,
+    )
+    return AnalysisResult(analysis, af, tuple(runs), bundle)
+
+
+def _num(x: float, digits: int = 3) -> float | None:
+    return None if math.isnan(x) else round(float(x), digits)
+
+
+def data_summary(
+    af: AthleteFeatures, runs: Sequence[RunFeatures], bundle: ModelBundle, window: dict[str, Any]
+) -> dict[str, Any]:
+    """What data was available, and how that limits what can be said."""
+    n = len(runs)
+    limits: list[str] = []
+    with_dyn = af.runs_with.get("gct", 0)
+    if n and with_dyn == 0:
+        limits.append(
+            "No running dynamics: push, posture/hip and strength balance cannot be judged;"
+            " only cadence, speed and heart rate are used."
+        )
+    elif n and with_dyn < n:
+        limits.append(f"Running dynamics in {with_dyn} of {n} runs only.")
+    if with_dyn and af.runs_with.get("balance", 0) == 0:
+        limits.append("No left/right balance in these runs: strength balance cannot be judged.")
+    if not (af.height_m and af.weight_kg):
+        limits.append(
+            "No height/weight in the watch profile: stiffness is per kg, leg stiffness and"
+            " Stryd LSS cannot be compared with the spring-mass estimate."
+        )
+    if af.speed_range_mps is None or af.speed_range_mps[1] - af.speed_range_mps[0] < 0.5:
+        limits.append(
+            "All steady running at one pace: your own speed slopes (cadence, balance) cannot be"
+            " fitted; comparisons use the population's slope."
+        )
+    if af.run_flags.get("with_drift", 0) == 0 and n:
+        limits.append("No run long and steady enough (30 min after warm-up) to measure drift.")
+    if af.sources.get(Source.STRAVA.value):
+        limits.append(
+            f"{af.sources[Source.STRAVA.value]} Strava-sourced runs: no running dynamics;"
+            " analysed for you only, never used to train the model."
+        )
+    limits.append(
+        "Probabilities with evidence, not diagnoses: single mechanics variables explain only a"
+        " small share of running economy (domain.md §3)."
+    )
+    notes = sorted({note for r in runs for note in r.notes})
+    return {
+        "runs": n,
+        "runs_with_steady_running": af.runs_with.get("steady", 0),
+        "runs_with": {k: v for k, v in af.runs_with.items() if k != "steady"},
+        "running_dynamics": with_dyn > 0,
+        "balance": af.runs_with.get("balance", 0) > 0,
+        "stryd": af.runs_with.get("lss", 0) + af.runs_with.get("form_power", 0) > 0,
+        "height_weight": bool(af.height_m and af.weight_kg),
+        "height_m": af.height_m,
+        "weight_kg": af.weight_kg,
+        "sex": af.sex,
+        "sources": af.sources,
+        "treadmill_runs": af.run_flags.get("treadmill", 0),
+        "trail_runs": af.run_flags.get("trail", 0),
+        "interval_runs": af.run_flags.get("intervals", 0),
+        "runs_with_drift": af.run_flags.get("with_drift", 0),
+        "steady_minutes": _num(af.value("steady_min"), 1),
+        "flat_minutes": _num(af.value("flat_min"), 1),
+        "typical_speed_mps": _num(af.value("speed_mps")),
+        "speed_range_mps": None
+        if af.speed_range_mps is None
+        else [round(af.speed_range_mps[0], 3), round(af.speed_range_mps[1], 3)],
+        "features": {k: _num(af.value(k)) for k in MODEL_FEATURES},
+        "hr_decoupling_pct": _num(af.value("hr_decoupling_pct")),
+        "limits": limits,
+        "notes": notes,
+        "window": window,
+        "model": {
+            "version": bundle.version,
+            "trained_on": bundle.meta.get("trained_on"),
+            "path": str(bundle.path) if bundle.path else None,
+        },
+    }
+
+
+def run_analysis(
+    store: Store,
+    athlete_id: str,
+    *,
+    since: datetime | None = None,
+    last: int | None = None,
+    bundle: ModelBundle | None = None,
+    use_cache: bool = True,
+) -> AnalysisResult:
+    """Analyse an athlete's stored runs (features cached per activity)."""
+    store.get_athlete(athlete_id)
+    activities = select_runs(store, athlete_id, since=since, last=last)
+    runs = load_run_features(store, activities, use_cache=use_cache)
+    window = {
+        "since": since.isoformat() if since else None,
+        "last": last,
+        "default_days": DEFAULT_DAYS if since is None and last is None else None,
+        "first_run_utc": activities[0].activity.start_utc.isoformat() if activities else None,
+        "last_run_utc": activities[-1].activity.start_utc.isoformat() if activities else None,
+    }
+    return analyse_runs(athlete_id, runs, bundle or load_artefact(), window=window)
+
+
+def analyze_athlete(
+    store: Store, athlete_id: str, *, since: datetime | None = None, last: int | None = None
+) -> Analysis:
+    """Which mechanical areas most limit this runner now, how sure we are, and why.
+
+    The library entry point for other modules (plans, e-mail).
+    """
+    return run_analysis(store, athlete_id, since=since, last=last).analysis
+
+
+def analysis_json(analysis: Analysis) -> dict[str, Any]:
+    """The ``analyze --json`` document."""
+    return {
+        "athlete": analysis.athlete_id,
+        "generated_utc": analysis.generated_utc.isoformat(timespec="seconds"),
+        "limiters": [
+            {
+                "area": est.area,
+                "probability": est.probability,
+                "rank": est.rank,
+                "evidence": list(est.evidence),
+                "key_metric": est.key_metric,
+                "key_value": est.key_value,
+            }
+            for est in analysis.limiters
+        ],
+        "weaker_side": analysis.weaker_side,
+        "runs_used": analysis.runs_used,
+        "model_version": analysis.model_version,
+        "data": analysis.data,
+    }
+
+
+def analyze_command(
+    store: Store,
+    athlete_id: str,
+    *,
+    since: datetime | None = None,
+    last: int | None = None,
+    plots: Path | None = None,
+) -> tuple[Analysis, list[Path]]:
+    """``stridewise analyze``: the analysis, and the PNG files written when ``plots`` is set."""
+    result = run_analysis(store, athlete_id, since=since, last=last)
+    written: list[Path] = []
+    if plots is not None:
+        from planner.charts import write_plots
+
+        written = write_plots(result, plots)
+    return result.analysis, written
+
+
+# -- coach labels -----------------------------------------------------------------------------
+
+
+def set_coach_labels(
+    store: Store, athlete_id: str, *, limiters: Sequence[str] = (), not_limiters: Sequence[str] = ()
+) -> dict[str, int]:
+    """Store a coach's judgement for an athlete; return all their labels."""
+    store.get_athlete(athlete_id)
+    both = set(limiters) & set(not_limiters)
+    if both:
+        raise ConfigError(f"an area cannot be both a limiter and not: {', '.join(sorted(both))}")
+    if not limiters and not not_limiters:
+        raise ConfigError("give --limiter AREA and/or --not AREA")
+    for area in (*limiters, *not_limiters):
+        if area not in AREAS:
+            raise ConfigError(f"unknown area {area!r}; choose from {', '.join(AREAS)}")
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    with store.transaction() as db:
+        for area, value in [(a, 1) for a in limiters] + [(a, 0) for a in not_limiters]:
+            db.execute(
+                "INSERT INTO coach_labels (athlete_id, area, is_limiter, labelled_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT(athlete_id, area) DO UPDATE SET"
+                " is_limiter = excluded.is_limiter, labelled_at = excluded.labelled_at",
+                (athlete_id, area, value, now),
+            )
+    return coach_labels(store).get(athlete_id, {})
+
+
+def coach_labels(store: Store) -> dict[str, dict[str, int]]:
+    """Every stored coach label: athlete → area → 1 (limiter) / 0 (not)."""
+    out: dict[str, dict[str, int]] = {}
+    for row in store.db.execute(
+        "SELECT athlete_id, area, is_limiter FROM coach_labels ORDER BY athlete_id, area"
+    ):
+        out.setdefault(row[0], {})[row[1]] = int(row[2])
+    return out
+
+
+def training_runs(store: Store, athlete_id: str) -> list[RunFeatures]:
+    """An athlete's runs that may be used for training: never Strava-sourced ones."""
+    activities = [
+        s
+        for s in select_runs(store, athlete_id)
+        if s.activity.source != Source.STRAVA  # Strava API terms: no model training
+    ]
+    runs = load_run_features(store, activities)
+    check_no_strava(runs)
+    return runs
+
+
+def labelled_athletes(store: Store) -> list[CoachLabelled]:
+    """Coach-labelled athletes with their trainable runs."""
+    out = []
+    for athlete_id, labels in coach_labels(store).items():
+        runs = training_runs(store, athlete_id)
+        if runs:
+            out.append(CoachLabelled(athlete_id, tuple(runs), labels))
+    return out
+
+
+# -- training and evaluation ------------------------------------------------------------------
+
+
+def train_model(
+    store: Store,
+    *,
+    output_dir: Path | None = None,
+    n_athletes: int | None = None,
+    seed: int | None = None,
+    workers: int = 2,
+) -> dict[str, Any]:
+    """Train on the simulated prior plus coach-labelled athletes; save; return a report."""
+    n_athletes = n_athletes or TRAIN_ATHLETES
+    seed = TRAIN_SEED if seed is None else seed
+    simulated, _ = simulated_training_set(n_athletes, seed, workers=workers)
+    coach = coach_training_set(labelled_athletes(store))
+    train = simulated.concat(coach)
+    pipeline, baseline = fit_models(train, random_state=seed % (2**31))
+    cv = grouped_cv(simulated, coach, random_state=seed % (2**31)) if len(coach) else None
+    digest = train.digest()
+    directory = output_dir or user_model_dir()
+    bundle = save_artefact(
+        pipeline,
+        baseline,
+        directory,
+        training_data_sha256=digest,
+        extra={
+            "seed": seed,
+            "simulated_athletes": len(simulated),
+            "coach_labelled_athletes": len(coach),
+            "trained_on": (
+                f"{len(simulated)} simulated athletes"
+                + (f" + {len(coach)} coach-labelled athletes" if len(coach) else "")
+            ),
+            "coach_weight": float(coach.weights[0]) if len(coach) else None,
+            "grouped_cv": cv,
+        },
+    )
+    return {
+        "path": str(bundle.path),
+        "version": bundle.version,
+        "simulated_athletes": len(simulated),
+        "coach_labelled_athletes": len(coach),
+        "training_data_sha256": digest,
+        "grouped_cv": cv,
+    }
+
+
+def evaluate_model(
+    *,
+    directory: Path | None = None,
+    n_athletes: int | None = None,
+    seed: int | None = None,
+    workers: int = 2,
+) -> dict[str, Any]:
+    """Score the active model and its rule baseline on held-out simulated athletes."""
+    n_athletes = n_athletes or EVAL_ATHLETES
+    seed = EVAL_SEED if seed is None else seed
+    bundle = load_artefact(directory)
+    if seed == bundle.meta.get("seed"):
+        raise ConfigError("the evaluation seed equals the training seed: not held out")
+    test, _ = simulated_training_set(n_athletes, seed, workers=workers)
+    report = evaluate(bundle.pipeline, bundle.baseline, test)
+    report["model_version"] = bundle.version
+    report["seed"] = seed
+    report["held_out"] = f"{n_athletes} simulated athletes (seed {seed}, not used in training)"
+    return report

@@ -1,0 +1,362 @@
+"""`stridewise analyze`: properties of the whole path, real files, the cache, labels, CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from planner.analysis import (
+    analyse_runs,
+    analyze_athlete,
+    labelled_athletes,
+    run_analysis,
+    set_coach_labels,
+)
+from planner.charts import limiter_chart_png
+from planner.features import run_features
+from planner.model_io import SHIPPED_DIR, ModelBundle, load_artefact
+from planner.records import AREAS, Analysis, ImportedActivity, Source
+from planner.schema import Col
+from planner.simulate import Runner, make_runner, simulate_run
+from planner.store import Store
+from tests.conftest import FIT_DIR
+from tests.test_features import running_fixtures
+
+START = datetime(2025, 6, 2, 6, 30, tzinfo=UTC)
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@cache
+def bundle() -> ModelBundle:
+    return load_artefact(SHIPPED_DIR)
+
+
+def make(seed: int, deficits: dict[str, float] | None = None, **kw: Any) -> Runner:
+    options: dict[str, Any] = {"sensors": "full", "stryd": False, "body_known": True, **kw}
+    return make_runner(np.random.default_rng(seed), f"t{seed}", deficits=deficits, **options)
+
+
+@cache
+def base_run(seed: int) -> ImportedActivity:
+    """A 50-minute easy run of an ordinary simulated runner (all sensors)."""
+    return simulate_run(make(seed), "easy", np.random.default_rng([seed, 3]), START, minutes=50.0)
+
+
+def probability(item: ImportedActivity, frame: pd.DataFrame, area: str) -> float:
+    result = analyse_runs("t", [run_features(frame, item.activity)], bundle())
+    est = next(e for e in result.analysis.limiters if e.area == area)
+    assert est.probability is not None
+    return est.probability
+
+
+# -- monotone: worse mechanics never lower the matching probability ---------------------------
+
+_MONO = settings(max_examples=12, deadline=None, derandomize=True)
+
+
+@_MONO
+@given(seed=st.integers(0, 3), delta=st.floats(0.0, 4.0))
+def test_worse_balance_never_lowers_strength_balance(seed: int, delta: float) -> None:
+    item = base_run(seed)
+    col = Col.GCT_BALANCE_LEFT_PCT.value
+    side = 1.0 if float(item.stream[col].median()) >= 50.0 else -1.0
+    worse = item.stream.copy()
+    worse[col] = worse[col] + side * delta  # further from 50 %, on the same side
+    assert probability(item, worse, "strength_balance") >= probability(
+        item, item.stream, "strength_balance"
+    )
+
+
+@_MONO
+@given(seed=st.integers(0, 3), delta=st.floats(0.0, 60.0))
+def test_longer_contact_at_the_same_speed_never_lowers_push(seed: int, delta: float) -> None:
+    item = base_run(seed)
+    worse = item.stream.copy()
+    worse[Col.GCT_MS.value] += delta
+    assert probability(item, worse, "push") >= probability(item, item.stream, "push")
+
+
+@_MONO
+@given(seed=st.integers(0, 3), delta=st.floats(0.0, 20.0))
+def test_lower_cadence_at_the_same_speed_never_lowers_swing(seed: int, delta: float) -> None:
+    item = base_run(seed)
+    worse = item.stream.copy()
+    worse[Col.CADENCE_SPM.value] -= delta
+    assert probability(item, worse, "swing") >= probability(item, item.stream, "swing")
+
+
+@_MONO
+@given(seed=st.integers(0, 3), delta=st.floats(0.0, 40.0))
+def test_more_bounce_at_the_same_speed_never_lowers_posture_hip(seed: int, delta: float) -> None:
+    item = base_run(seed)
+    worse = item.stream.copy()
+    worse[Col.VERTICAL_OSCILLATION_MM.value] += delta
+    assert probability(item, worse, "posture_hip") >= probability(item, item.stream, "posture_hip")
+
+
+def test_a_large_step_does_raise_the_probability() -> None:
+    # The monotone tests must be able to fail: the model does react to the signal.
+    item = base_run(0)
+    worse = item.stream.copy()
+    worse[Col.GCT_MS.value] += 80.0
+    assert probability(item, worse, "push") > probability(item, item.stream, "push") + 0.2
+
+
+# -- speed invariance --------------------------------------------------------------------------
+
+
+@settings(max_examples=16, deadline=None, derandomize=True)
+@given(area=st.sampled_from(AREAS), seed=st.integers(0, 10_000))
+def test_same_runner_easy_or_tempo_gets_the_same_top_limiter(area: str, seed: int) -> None:
+    # A clear limiter, and half the cohort's unrelated runner-to-runner variation, so the
+    # limiter shows in the signals; then pace alone must not change the verdict.
+    deficits = dict.fromkeys(AREAS, -1.0) | {area: 3.0}
+    runner = make(seed, deficits, nuisance=0.5)
+    tops = []
+    for k, kind in enumerate(("easy", "tempo")):
+        item = simulate_run(runner, kind, np.random.default_rng([seed, k]), START, minutes=45.0)
+        rf = run_features(item.stream, item.activity)
+        tops.append(analyse_runs("t", [rf], bundle()).analysis.limiters[0].area)
+    assert tops[0] == tops[1]
+
+
+# -- the store, the cache and the CLI ---------------------------------------------------------
+
+
+@pytest.fixture
+def store(home: Path) -> Any:
+    with Store() as s:
+        yield s
+
+
+def save_history(store: Store, athlete: str, runner: Runner, kinds: list[str]) -> list[int]:
+    ids = []
+    rng = np.random.default_rng(runner.seed)
+    for i, kind in enumerate(kinds):
+        item = simulate_run(runner, kind, rng, START + timedelta(days=2 * i), minutes=45.0)
+        ids.append(store.save_activity(athlete, item).activity_id)
+    return ids
+
+
+def test_analyze_athlete_returns_the_interface(store: Store) -> None:
+    runner = dataclasses.replace(make(5, {"strength_balance": 2.5}), side=1.0)
+    save_history(store, "ana", runner, ["easy", "tempo", "long", "easy"])
+    analysis = analyze_athlete(store, "ana")
+    assert isinstance(analysis, Analysis)
+    assert [e.rank for e in analysis.limiters] == [1, 2, 3, 4]
+    assert {e.area for e in analysis.limiters} == set(AREAS)
+    assert analysis.runs_used == 4
+    assert analysis.weaker_side == "left"
+    top = analysis.limiters[0]
+    assert top.area == "strength_balance"
+    assert top.key_metric == "balance_dev_pts"
+    assert top.key_value is not None
+    assert top.key_value > 1.0
+    assert "% L on flat ground" in top.evidence[0]
+    assert all(e.probability is not None and 0 <= e.probability <= 1 for e in analysis.limiters)
+    assert analyze_athlete(store, "ana", last=1).runs_used == 1
+
+
+def test_analysis_of_runs_without_dynamics_names_what_it_cannot_judge(store: Store) -> None:
+    save_history(store, "wrist", make(6, sensors="none"), ["easy", "easy"])
+    analysis = analyze_athlete(store, "wrist")
+    by_area = {e.area: e for e in analysis.limiters}
+    assert by_area["swing"].probability is not None
+    for area in ("push", "posture_hip", "strength_balance"):
+        assert by_area[area].probability is None
+        assert by_area[area].evidence[0].startswith("Cannot judge")
+    assert analysis.limiters[0].area == "swing"  # judged areas rank first
+    assert any("No running dynamics" in line for line in analysis.data["limits"])
+
+
+def test_features_are_cached_and_recomputed_only_when_the_run_changes(store: Store) -> None:
+    ids = save_history(store, "c", make(7), ["easy", "easy"])
+    run_analysis(store, "c", bundle=bundle())
+    rows = store.db.execute(
+        "SELECT activity_id, data FROM feature_cache ORDER BY activity_id"
+    ).fetchall()
+    assert [r[0] for r in rows] == ids
+    # Mark the cached copy: a warm analysis must read it rather than recompute.
+    marked = json.loads(rows[0][1])
+    marked["notes"] = ["from the cache"]
+    store.db.execute(
+        "UPDATE feature_cache SET data = ? WHERE activity_id = ?", (json.dumps(marked), ids[0])
+    )
+    warm = run_analysis(store, "c", bundle=bundle())
+    assert warm.runs[0].notes == ("from the cache",)
+    # A stale feature version is never read.
+    store.db.execute(
+        "UPDATE feature_cache SET feature_version = '0' WHERE activity_id = ?", (ids[0],)
+    )
+    fresh = run_analysis(store, "c", bundle=bundle())
+    assert fresh.runs[0].notes != ("from the cache",)
+    versions = store.db.execute(
+        "SELECT feature_version FROM feature_cache WHERE activity_id = ?", (ids[0],)
+    ).fetchall()
+    assert [v[0] for v in versions] != ["0"]
+
+
+def test_a_richer_copy_replacing_a_run_is_recomputed(store: Store) -> None:
+    runner = make(8)
+    item = simulate_run(runner, "easy", np.random.default_rng(1), START, minutes=45.0)
+    poor_stream = item.stream[
+        [Col.SPEED_MPS.value, Col.CADENCE_SPM.value, Col.HEART_RATE_BPM.value]
+    ]
+    poor = ImportedActivity(
+        dataclasses.replace(item.activity, source=Source.STRAVA, source_ref="9001", dynamics=()),
+        poor_stream,
+    )
+    first = store.save_activity("r", poor)
+    before = run_analysis(store, "r", bundle=bundle())
+    assert before.features.runs_with["gct"] == 0
+    assert store.save_activity("r", item).outcome == "replaced"
+    after = run_analysis(store, "r", bundle=bundle())
+    assert after.runs[0].source == "fit"
+    assert after.features.runs_with["gct"] == 1
+    assert store.get_activity(first.activity_id).activity.source == Source.FIT
+
+
+def test_strava_runs_never_reach_the_training_loader(store: Store) -> None:
+    runner = make(9)
+    item = simulate_run(runner, "easy", np.random.default_rng(2), START, minutes=40.0)
+    strava = ImportedActivity(
+        dataclasses.replace(item.activity, source=Source.STRAVA, source_ref="77"), item.stream
+    )
+    store.save_activity("only_strava", strava)
+    save_history(store, "mixed", make(10), ["easy"])
+    later = simulate_run(
+        runner, "easy", np.random.default_rng(3), START + timedelta(days=9), minutes=40.0
+    )
+    store.save_activity(
+        "mixed",
+        ImportedActivity(
+            dataclasses.replace(later.activity, source=Source.STRAVA, source_ref="78"), later.stream
+        ),
+    )
+    set_coach_labels(store, "only_strava", limiters=["push"])
+    set_coach_labels(store, "mixed", limiters=["swing"], not_limiters=["push"])
+    labelled = labelled_athletes(store)
+    assert [a.athlete_id for a in labelled] == ["mixed"]
+    assert [r.source for r in labelled[0].runs] == ["fit"]
+    # ...while analysis for the owner still uses Strava-sourced runs.
+    assert analyze_athlete(store, "only_strava").data["sources"] == {"strava": 1}
+
+
+def test_every_running_fixture_analyses_without_error(run_cli: Callable[..., Any]) -> None:
+    for i, name in enumerate(running_fixtures()):
+        athlete = f"f{i}"
+        assert run_cli("import", FIT_DIR / name, "--athlete", athlete).code == 0
+        result = run_cli("analyze", "--athlete", athlete, "--since", "2000-01-01", "--json")
+        assert result.code == 0, (name, result.err)
+        doc = result.json()
+        assert doc["athlete"] == athlete
+        assert [x["rank"] for x in doc["limiters"]] == [1, 2, 3, 4]
+        for lim in doc["limiters"]:
+            assert lim["area"] in AREAS
+            assert lim["probability"] is None or 0.0 <= lim["probability"] <= 1.0
+            assert lim["evidence"]
+        assert isinstance(doc["data"], dict)
+
+
+def test_a_fixture_without_running_dynamics_says_what_it_cannot_judge(
+    run_cli: Callable[..., Any],
+) -> None:
+    run_cli("import", FIT_DIR / "2013-02-06-12-11-14.fit")  # speed and heart rate only
+    doc = run_cli("analyze", "--since", "2000-01-01", "--json").json()
+    assert doc["data"]["running_dynamics"] is False
+    for lim in doc["limiters"]:
+        assert lim["probability"] is None
+        assert lim["evidence"][0].startswith("Cannot judge")
+
+
+def test_analyze_text_and_plots(run_cli: Callable[..., Any], tmp_path: Path) -> None:
+    run_cli("import", FIT_DIR / "Fenix3-Run-1321421020.fit")
+    result = run_cli("analyze", "--plots", tmp_path / "plots")
+    assert result.code == 0, result.err
+    assert "GCT balance" in result.out
+    assert "Probabilities with evidence, not diagnoses" in result.out
+    written = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert written == ["limiters.png", "metrics_vs_speed.png", "run_drift.png"]
+    for path in (tmp_path / "plots").iterdir():
+        assert path.read_bytes().startswith(PNG)
+
+
+def test_limiter_chart_png_marks_unjudged_areas(store: Store) -> None:
+    save_history(store, "w", make(11, sensors="none"), ["easy"])
+    png = limiter_chart_png(analyze_athlete(store, "w"))
+    assert png.startswith(PNG)
+    assert len(png) > 2000
+
+
+def test_analyze_errors(run_cli: Callable[..., Any]) -> None:
+    missing = run_cli("analyze", "--athlete", "nobody")
+    assert missing.code == 1
+    assert "nobody" in missing.err
+    assert run_cli("analyze", "--since", "2025-01-01", "--last", "3").code == 2
+    assert run_cli("analyze", "--since", "yesterday").code == 2
+
+
+def test_label_command(run_cli: Callable[..., Any]) -> None:
+    run_cli("import", FIT_DIR / "68MK1405.FIT", "--athlete", "kim")
+    result = run_cli("label", "--athlete", "kim", "--limiter", "swing", "--not", "push", "--json")
+    assert result.code == 0, result.err
+    assert result.json() == {"athlete": "kim", "labels": {"push": 0, "swing": 1}}
+    changed = run_cli("label", "--athlete", "kim", "--limiter", "push", "--json").json()
+    assert changed["labels"] == {"push": 1, "swing": 1}
+    assert run_cli("label", "--athlete", "kim").code == 2
+    assert run_cli("label", "--athlete", "kim", "--limiter", "feet").code == 2
+    assert run_cli("label", "--athlete", "nobody", "--limiter", "push").code == 1
+    both = run_cli("label", "--athlete", "kim", "--limiter", "push", "--not", "push")
+    assert both.code == 1
+
+
+def test_model_train_and_evaluate_commands(run_cli: Callable[..., Any], home: Path) -> None:
+    run_cli("import", FIT_DIR / "Fenix3-Run-1321421020.fit", "--athlete", "coached")
+    run_cli("label", "--athlete", "coached", "--limiter", "strength_balance")
+    trained = run_cli("model", "train", "--athletes", "40", "--seed", "3", "--json")
+    assert trained.code == 0, trained.err
+    report = trained.json()
+    assert report["simulated_athletes"] == 40
+    assert report["coach_labelled_athletes"] == 1
+    assert Path(report["path"]).parent == home / "models"
+    # analyze now uses the athlete's own trained model.
+    doc = run_cli("analyze", "--athlete", "coached", "--since", "2000-01-01", "--json").json()
+    assert doc["data"]["model"]["path"] == report["path"]
+    evaluated = run_cli("model", "evaluate", "--athletes", "30", "--json")
+    assert evaluated.code == 0, evaluated.err
+    ev = evaluated.json()
+    for name in ("model", "baseline"):
+        assert set(ev[name]["areas"]) == set(AREAS)
+        assert "top1_accuracy" in ev[name]
+    text = run_cli("model", "evaluate", "--athletes", "30")
+    assert "top-1 limiter accuracy, model" in text.out
+    same_seed = run_cli("model", "evaluate", "--athletes", "30", "--seed", "3")
+    assert same_seed.code == 1  # training seed: not held out
+
+
+def test_probabilities_are_finite_for_a_long_history(store: Store) -> None:
+    save_history(
+        store,
+        "long",
+        make(12, stryd=True),
+        ["easy", "tempo", "intervals", "long", "trail", "treadmill"],
+    )
+    result = run_analysis(store, "long", bundle=bundle())
+    assert result.analysis.data["interval_runs"] >= 1
+    assert result.analysis.data["treadmill_runs"] == 1
+    assert result.analysis.data["stryd"] is True
+    assert all(
+        e.probability is not None and math.isfinite(e.probability) for e in result.analysis.limiters
+    )
