@@ -21,6 +21,10 @@ demo: $(STAMP)
 	mkdir -p out
 	STRIDEWISE_HOME=$(DEMO_HOME) $(BIN)/stridewise import tests/fixtures/fit
 	STRIDEWISE_HOME=$(DEMO_HOME) $(BIN)/stridewise activities
+	STRIDEWISE_HOME=$(DEMO_HOME) $(BIN)/stridewise analyze
+	for f in html text md ics fit json; do \
+	  STRIDEWISE_HOME=$(DEMO_HOME) $(BIN)/stridewise plan --format $$f --out out || exit 1; \
+	done
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q

@@ -7,6 +7,7 @@ the plan store and ``stridewise plan --format json`` read. Everything is a froze
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
@@ -175,7 +176,7 @@ class PlanSession:
 
     id: str  # stable within a week ("s1", "s2", "r1"): calendar UIDs and FIT names use it
     weekday: str
-    date: date
+    date: dt.date
     kind: str  # "drills" | "run"
     title: str
     minutes: int
@@ -196,7 +197,7 @@ class PlanDay:
     """One day of the week; ``key_run`` names a long or quality run the athlete does that day."""
 
     weekday: str
-    date: date
+    date: dt.date
     key_run: str | None
     sessions: tuple[PlanSession, ...]
 
@@ -230,7 +231,8 @@ class TrendPoint:
 class MetricTrend:
     """A limiter's key metric since the plan began (one value per analysed week).
 
-    ``better`` says which way is good (``lower``, ``higher``, ``toward_50``) or None when the
+    ``better`` says which way is good (``lower``, ``higher``, ``toward_0``, ``toward_50``) or
+    None when the
     metric is unknown to us; ``direction`` is ``improving``, ``worsening``, ``flat`` or
     ``too_early``.
     """
@@ -266,11 +268,21 @@ class Plan:
     training: dict[str, Any]
     weaker_side: str | None = None
     revision: int = 1
+    # When this revision was stored (set by planner.planstore; None for an unsaved plan).
+    # Calendar DTSTAMP and FIT time_created use it, so re-rendering a revision is byte-stable.
+    revised_utc: dt.datetime | None = None
     format_version: int = PLAN_FORMAT_VERSION
 
     @property
     def iso_week(self) -> IsoWeek:
         return IsoWeek.parse(self.week)
+
+    @property
+    def revision_time(self) -> dt.datetime:
+        """When this revision was stored; for an unsaved plan, 00:00 UTC on its Monday."""
+        if self.revised_utc is not None:
+            return self.revised_utc
+        return dt.datetime.combine(self.iso_week.monday(), dt.time(0), tzinfo=dt.UTC)
 
     @property
     def sessions(self) -> tuple[PlanSession, ...]:
@@ -294,6 +306,8 @@ class Plan:
     def to_dict(self) -> dict[str, Any]:
         """The JSON form: dates as ISO strings, tuples as lists."""
         raw = asdict(self)
+        if self.revised_utc is not None:
+            raw["revised_utc"] = self.revised_utc.isoformat()
         for day in raw["days"]:
             day["date"] = day["date"].isoformat()
             for session in day["sessions"]:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import combinations
 from typing import Final
 
@@ -41,7 +41,6 @@ from drills.catalogue import Catalogue, Contraindication, Drill, Equipment, Kind
 from planner.errors import ConfigError
 from planner.plan import (
     AREA_LABELS,
-    DAY_LABELS,
     GENERAL,
     AreaEmphasis,
     IsoWeek,
@@ -99,6 +98,9 @@ MAX_RUN_SESSIONS: Final = 2
 #: they need tissue used to impact and easy runs to attach to. Own assumption.
 MIN_RUNS_PER_WEEK_FOR_IMPACT: Final = 2.0
 MIN_SESSION_MINUTES, MAX_SESSION_MINUTES = 5, 180
+#: At most this many plyometric drills in one session: ground contacts add up fast and quality
+#: drops with fatigue. Own assumption.
+MAX_PLYO_PER_SESSION: Final = 2
 
 _LOAD_RANK: Final = {"low": 0, "moderate": 1, "high": 2}
 _KIND_ORDER: Final = ("warmup", "technique", "plyometric", "run_workout", "strength", "mobility")
@@ -113,8 +115,9 @@ _KIND_PRIORITY: Final = {
 #: match wins). A convention shared with planner.analysis; an unknown metric falls back to the
 #: area's probability trend.
 _METRIC_BETTER: Final = (
+    ("balance_dev", "toward_0"),
+    ("asym", "toward_0"),
     ("balance", "toward_50"),
-    ("asym", "lower"),
     ("cadence", "higher"),
     ("stiffness", "higher"),
     ("k_vert", "higher"),
@@ -241,7 +244,11 @@ def periodise(week: IsoWeek, history: Iterable[PlanHistoryEntry], level: str) ->
 
 
 def metric_better(metric: str) -> str | None:
-    """Which way is good for a key metric (``lower``/``higher``/``toward_50``), if we know."""
+    """Which way is good for a key metric, if we know.
+
+    ``lower``, ``higher``, ``toward_0`` (a deviation or asymmetry, either sign) or
+    ``toward_50`` (a left/right balance in percent).
+    """
     name = metric.lower()
     for fragment, better in _METRIC_BETTER:
         if fragment in name:
@@ -254,6 +261,8 @@ def _badness(value: float, better: str) -> float:
         return -value
     if better == "toward_50":
         return abs(value - 50.0)
+    if better == "toward_0":
+        return abs(value)
     return value
 
 
@@ -282,8 +291,6 @@ def metric_trend(
     elif better is not None:
         first, last = _badness(points[0].value, better), _badness(points[-1].value, better)
         threshold = IMPROVE_FRACTION * max(abs(first), 1e-9)
-        if better == "toward_50":
-            threshold = IMPROVE_FRACTION * max(first, 1e-9)
         if first - last >= threshold:
             direction, improving = "improving", True
         elif last - first >= threshold:
@@ -485,6 +492,7 @@ def _area_queue(area: str, ctx: _Context) -> list[Drill]:
     pool = [d for d in ctx.catalogue.for_area(area) if eligible(d, ctx)]
     by_id = {d.id: d for d in pool}
     first: list[Drill] = []
+    replaced: set[str] = set()
     previous = ctx.previous
     if previous is not None:
         earlier = list(dict.fromkeys(d.id for d in previous.drills if d.target == area))
@@ -498,8 +506,10 @@ def _area_queue(area: str, ctx: _Context) -> list[Drill]:
             elif not same_block and capped:
                 nxt = ctx.catalogue.by_id(drill_id).progression
                 if nxt in by_id:
-                    first.append(by_id[nxt])  # climbed the ladder: move to the progression
-    seen = {d.id for d in first}
+                    # Climbed the whole ladder: the catalogue progression takes its place.
+                    first.append(by_id[nxt])
+                    replaced.add(drill_id)
+    seen = {d.id for d in first} | replaced
     load_high_first = ctx.period.phase == LOADED
     groups: dict[str, list[Drill]] = {}
     for drill in pool:
@@ -575,11 +585,13 @@ def _reason(drill: Drill, target: str, emphasis: dict[str, AreaEmphasis]) -> str
     elif em.role == "second":
         lead = f"{label} is your second most likely limiter ({pct})"
     else:
-        lead = f"{label} is less likely to limit you ({pct}): a little maintenance"
+        lead = f"{label} is less likely to limit you ({pct}), so this is a little maintenance"
+    if em.evidence:
+        lead += f" because {_lowerfirst(em.evidence[0].rstrip('.'))}"
+    lead += "."
     if em.improving:
-        lead += ", and it is improving, so it gets less time than before"
-    because = f" because {_lowerfirst(em.evidence[0].rstrip('.'))}" if em.evidence else ""
-    return f"{lead}{because}. {drill.why}"
+        lead += " It is improving, so it gets less time than before."
+    return f"{lead} {drill.why}"
 
 
 def _lowerfirst(text: str) -> str:
@@ -592,13 +604,14 @@ def _lowerfirst(text: str) -> str:
 def _planned(
     drill: Drill, target: str, ctx: _Context, emphasis: dict[str, AreaEmphasis]
 ) -> PlannedDrill:
-    if ctx.deload:
-        step = ctx.steps.get(drill.id, 0)
+    if target == GENERAL:
+        # Warm-up and mobility keep the catalogue dose: they prepare, they do not progress.
+        step, deload, side = 0, False, None
     else:
-        step = ctx.steps[drill.id] + 1 if drill.id in ctx.steps else 0
-    dose, minutes = planned_dose(
-        drill, ctx.prefs.level, step, deload=ctx.deload, weaker_side=ctx.weaker_side
-    )
+        last = ctx.steps.get(drill.id)
+        step = 0 if last is None else last if ctx.deload else last + 1
+        deload, side = ctx.deload, ctx.weaker_side
+    dose, minutes = planned_dose(drill, ctx.prefs.level, step, deload=deload, weaker_side=side)
     reason = _reason(drill, target, emphasis)
     if dose.extra_set_side:
         reason += (
@@ -633,6 +646,212 @@ def _plyo_ok(day: str, slots: list[_Slot], previous_plyo_days: set[str]) -> bool
     if i < 6 and WEEKDAYS[i + 1] in plyo_days:
         return False
     return not (i == 0 and "sun" in previous_plyo_days)
+
+
+def _emphasis(
+    analysis: Analysis, week: IsoWeek, chain: Sequence[PlanHistoryEntry]
+) -> tuple[dict[str, AreaEmphasis], list[MetricTrend]]:
+    """Weight, share and role of every area, and the key-metric trends since the plan began."""
+    by_area = {lim.area: lim for lim in analysis.limiters if lim.area in AREAS}
+    trends: list[MetricTrend] = []
+    weights: dict[str, float] = {}
+    improving: set[str] = set()
+    for area, lim in sorted(by_area.items(), key=lambda kv: AREAS.index(kv[0])):
+        trend, better = metric_trend(lim, week, chain)
+        if trend is not None:
+            trends.append(trend)
+        if lim.probability is not None:
+            weights[area] = lim.probability * (IMPROVING_WEIGHT if better else 1.0)
+            if better:
+                improving.add(area)
+    ranked = sorted(weights, key=lambda a: (-weights[a], AREAS.index(a)))
+    shares = area_shares(weights)
+    emphasis: dict[str, AreaEmphasis] = {}
+    for i, area in enumerate(ranked):
+        emphasis[area] = AreaEmphasis(
+            area=area,
+            probability=by_area[area].probability,
+            weight=round(weights[area], 4),
+            share=round(shares[area], 4),
+            minutes=0,
+            role="focus" if i == 0 else "second" if i == 1 else "maintenance",
+            evidence=by_area[area].evidence,
+            improving=area in improving,
+        )
+    for area in AREAS:
+        if area not in emphasis:
+            found = by_area.get(area)
+            emphasis[area] = AreaEmphasis(
+                area=area,
+                probability=None,
+                weight=None,
+                share=0.0,
+                minutes=0,
+                role="general",
+                evidence=found.evidence if found else (),
+            )
+    return emphasis, trends
+
+
+class _Week:
+    """The mutable state of one build: sessions being filled, minutes given to each area."""
+
+    def __init__(
+        self,
+        ctx: _Context,
+        emphasis: dict[str, AreaEmphasis],
+        key_days: dict[str, str],
+        training: TrainingSummary,
+    ):
+        self.ctx = ctx
+        self.emphasis = emphasis
+        self.key_days = key_days
+        days = choose_days(ctx.prefs.available_days, ctx.prefs.sessions_per_week, key_days)
+        self.slots = [
+            _Slot(f"s{i + 1}", d, "drills", ctx.prefs.minutes_per_session, _hard_ok(d, key_days))
+            for i, d in enumerate(days)
+        ]
+        self.run_slots: list[_Slot] = []
+        # Run workouts ride on easy runs: never on key-run days, preferably on usual run days.
+        self.run_days = sorted(
+            (d for d in WEEKDAYS if d not in key_days),
+            key=lambda d: (d not in training.run_days, WEEKDAYS.index(d)),
+        )
+        previous = ctx.previous
+        self.previous_plyo = (
+            {s.weekday for s in previous.sessions if s.has_plyometrics}
+            if previous is not None and previous.iso_week == ctx.week.shift(-1)
+            else set()
+        )
+        self.ranked = [a for a, e in emphasis.items() if e.weight is not None]
+        self.ranked.sort(key=lambda a: (-self.weight(a), AREAS.index(a)))
+        self.assigned = dict.fromkeys(self.ranked, 0)
+        self.target: dict[str, float] = {}
+
+    def weight(self, area: str) -> float:
+        return self.emphasis[area].weight or 0.0
+
+    def general(self, kind: Kind, salt: str) -> list[Drill]:
+        """Eligible general (warm-up or mobility) drills in a stable rotation."""
+        return sorted(
+            (
+                d
+                for d in self.ctx.catalogue
+                if d.kind == kind
+                and eligible(d, self.ctx)
+                and all(a.value == GENERAL for a in d.primary_areas)
+            ),
+            key=lambda d: _rotation(self.ctx, salt, d.id),
+        )
+
+    def warm_up(self) -> None:
+        """Start each session with general warm-up drills filling about a fifth of it."""
+        warmups = self.general(Kind.WARMUP, "warmup")
+        for i, slot in enumerate(self.slots):
+            share = round(WARMUP_SHARE * slot.budget)
+            budget = min(slot.budget, max(WARMUP_MIN_MINUTES, min(WARMUP_MAX_MINUTES, share)))
+            # Rotate which warm-up leads, so sessions differ.
+            k = i % len(warmups) if warmups else 0
+            for drill in warmups[k:] + warmups[:k]:
+                planned = _planned(drill, GENERAL, self.ctx, self.emphasis)
+                if planned.minutes <= budget - slot.used:
+                    slot.drills.append(planned)
+
+    def ceiling(self, area: str) -> float:
+        """Time follows probability: no area passes the minutes of a higher-weighted one."""
+        higher = [self.assigned[b] for b in self.ranked if self.weight(b) > self.weight(area)]
+        return min(higher) if higher else math.inf
+
+    def place(self, planned: PlannedDrill) -> bool:
+        """Put a drill into a session that has room and allows it; False if none does."""
+        if planned.kind == Kind.RUN_WORKOUT:
+            if len(self.run_slots) >= MAX_RUN_SESSIONS:
+                return False
+            for day in self.run_days:
+                if any(s.weekday == day for s in self.run_slots):
+                    continue
+                if planned.hard and not _hard_ok(day, self.key_days):
+                    continue
+                rid = f"r{len(self.run_slots) + 1}"
+                self.run_slots.append(_Slot(rid, day, "run", planned.minutes, True, [planned]))
+                return True
+            return False
+        plyo = planned.kind == Kind.PLYOMETRIC
+        options = [
+            s
+            for s in self.slots
+            if s.free >= planned.minutes
+            and all(d.id != planned.id for d in s.drills)
+            and (s.hard_ok or not planned.hard)
+            and (
+                not plyo
+                or (
+                    _plyo_ok(s.weekday, self.slots, self.previous_plyo)
+                    and sum(d.kind == Kind.PLYOMETRIC for d in s.drills) < MAX_PLYO_PER_SESSION
+                )
+            )
+        ]
+        if not options:
+            return False
+        best = max(options, key=lambda s: (s.free, -WEEKDAYS.index(s.weekday)))
+        best.drills.append(planned)
+        return True
+
+    def allocate(self) -> None:
+        """Give each judged area drills until it reaches its share of the targeted minutes.
+
+        The area furthest below its target goes next. Each area's queue is used twice: the
+        second pass repeats drills on other days (strength work 2–3×/week, domain.md §5).
+        """
+        total = sum(s.free for s in self.slots)
+        self.target = {a: self.emphasis[a].share * total for a in self.ranked}
+        queues = {a: _area_queue(a, self.ctx) for a in self.ranked}
+        pending = {a: list(q) for a, q in queues.items()}
+        passes = dict.fromkeys(self.ranked, 1)
+
+        def step(area: str) -> bool:
+            while True:
+                if not pending[area]:
+                    if passes[area] >= 2 or not queues[area]:
+                        return False
+                    passes[area] += 1
+                    pending[area] = list(queues[area])
+                for drill in list(pending[area]):
+                    planned = _planned(drill, area, self.ctx, self.emphasis)
+                    if self.assigned[area] + planned.minutes > self.ceiling(area):
+                        continue  # waits until a higher-weighted area has more time
+                    pending[area].remove(drill)
+                    if self.place(planned):
+                        self.assigned[area] += planned.minutes
+                        return True
+                    break  # fits nowhere this week; look at the rest again
+                else:
+                    return False
+
+        while True:
+            order = sorted(
+                (a for a in self.ranked if self.assigned[a] < self.target[a]),
+                key=lambda a: (self.assigned[a] - self.target[a], -self.weight(a)),
+            )
+            if not any(step(area) for area in order):
+                return
+
+    def cool_down(self) -> None:
+        """Fill what is left of each session with general mobility."""
+        mobility = self.general(Kind.MOBILITY, "mobility")
+        for slot in self.slots:
+            for drill in mobility:
+                planned = _planned(drill, GENERAL, self.ctx, self.emphasis)
+                if planned.minutes <= slot.free and all(d.id != drill.id for d in slot.drills):
+                    slot.drills.append(planned)
+
+    def minutes_by_area(self) -> dict[str, int]:
+        out = dict.fromkeys(self.emphasis, 0)
+        for slot in (*self.slots, *self.run_slots):
+            for d in slot.drills:
+                if d.target in out:
+                    out[d.target] += d.minutes
+        return out
 
 
 def build_plan(
@@ -674,232 +893,45 @@ def build_plan(
     """
     prefs = check_preferences(preferences)
     week = IsoWeek.parse(week) if isinstance(week, str) else week
-    athlete_id = analysis.athlete_id
     period = periodise(week, history, prefs.level)
-    previous = period.chain[-1].plan if period.chain else None
-    judged = {
-        lim.area: lim
-        for lim in analysis.limiters
-        if lim.area in AREAS and lim.probability is not None
-    }
-    unjudged = frozenset(a for a in AREAS if a not in judged)
+    emphasis, trends = _emphasis(analysis, week, period.chain)
     weaker = analysis.weaker_side if analysis.weaker_side in ("left", "right") else None
     ctx = _Context(
-        athlete_id=athlete_id,
+        athlete_id=analysis.athlete_id,
         week=week,
         prefs=prefs,
         period=period,
-        unjudged=unjudged,
+        unjudged=frozenset(a for a, e in emphasis.items() if e.weight is None),
         impact_ok=training.runs_per_week >= MIN_RUNS_PER_WEEK_FOR_IMPACT,
         weaker_side=weaker,
         catalogue=catalogue,
         steps=_steps_so_far(period.chain),
-        previous=previous,
+        previous=period.chain[-1].plan if period.chain else None,
     )
-    notes: list[str] = [_phase_note(period, prefs.level)]
-
-    # Trends, weights, shares, roles.
-    trends: list[MetricTrend] = []
-    weights: dict[str, float] = {}
-    improving: set[str] = set()
-    by_area = {lim.area: lim for lim in analysis.limiters if lim.area in AREAS}
-    for area in AREAS:
-        lim = by_area.get(area)
-        if lim is None:
-            continue
-        trend, better = metric_trend(lim, week, period.chain)
-        if trend is not None:
-            trends.append(trend)
-        if area in judged:
-            prob = float(judged[area].probability or 0.0)
-            weights[area] = prob * (IMPROVING_WEIGHT if better else 1.0)
-            if better:
-                improving.add(area)
-    ranked = sorted(weights, key=lambda a: (-weights[a], AREAS.index(a)))
-    shares = area_shares(weights)
-    emphasis: dict[str, AreaEmphasis] = {}
-    for i, area in enumerate(ranked):
-        role = "focus" if i == 0 else "second" if i == 1 else "maintenance"
-        emphasis[area] = AreaEmphasis(
-            area=area,
-            probability=judged[area].probability,
-            weight=round(weights[area], 4),
-            share=shares[area],
-            minutes=0,
-            role=role,
-            evidence=judged[area].evidence,
-            improving=area in improving,
-        )
-    for area in sorted(unjudged, key=AREAS.index):
-        lim = by_area.get(area)
-        emphasis[area] = AreaEmphasis(
-            area=area,
-            probability=None,
-            weight=None,
-            share=0.0,
-            minutes=0,
-            role="general",
-            evidence=lim.evidence if lim else (),
-        )
-
-    # Days and sessions.
     key_days = _key_days(prefs, training)
-    days = choose_days(prefs.available_days, prefs.sessions_per_week, key_days)
-    slots = [
-        _Slot(f"s{i + 1}", day, "drills", prefs.minutes_per_session, _hard_ok(day, key_days))
-        for i, day in enumerate(days)
-    ]
-    warmups = sorted(
-        (d for d in catalogue if d.kind == Kind.WARMUP and eligible(d, ctx)),
-        key=lambda d: _rotation(ctx, "warmup", d.id),
-    )
-    for i, slot in enumerate(slots):
-        budget = min(
-            slot.budget,
-            max(WARMUP_MIN_MINUTES, min(WARMUP_MAX_MINUTES, round(WARMUP_SHARE * slot.budget))),
-        )
-        # Rotate which warm-up leads, so sessions differ.
-        rotated = warmups[i % len(warmups) :] + warmups[: i % len(warmups)] if warmups else []
-        for drill in rotated:
-            planned = _planned(drill, GENERAL, ctx, emphasis)
-            if planned.minutes <= budget - slot.used:
-                slot.drills.append(planned)
-
-    # Run workouts ride on easy runs: not on key-run days, preferably on usual run days.
-    run_days = sorted(
-        (d for d in WEEKDAYS if d not in key_days),
-        key=lambda d: (d not in training.run_days, WEEKDAYS.index(d)),
-    )
-    run_slots: list[_Slot] = []
-    previous_plyo = (
-        {s.weekday for s in previous.sessions if s.has_plyometrics}
-        if previous is not None and previous.iso_week == week.shift(-1)
-        else set()
-    )
-
-    # Allocate targeted time: the area furthest below its target goes next; an area never
-    # passes the minutes of an area with a higher weight (time follows probability).
-    targeted_total = sum(s.free for s in slots)
-    target = {a: shares[a] * targeted_total for a in ranked}
-    assigned = dict.fromkeys(ranked, 0)
-    queues = {a: _area_queue(a, ctx) for a in ranked}
-    # Two passes over each queue: the second puts the same drills on other days (strength work
-    # 2–3×/week, domain.md §5), once every drill has had its turn.
-    pending = {a: list(queues[a]) for a in ranked}
-    passes = dict.fromkeys(ranked, 1)
-
-    def ceiling(area: str) -> float:
-        higher = [assigned[b] for b in ranked if weights[b] > weights[area]]
-        return min(higher) if higher else math.inf
-
-    def place(planned: PlannedDrill, drill: Drill) -> bool:
-        if drill.kind == Kind.RUN_WORKOUT:
-            if len(run_slots) >= MAX_RUN_SESSIONS:
-                return False
-            for day in run_days:
-                if any(s.weekday == day for s in run_slots):
-                    continue
-                if planned.hard and not _hard_ok(day, key_days):
-                    continue
-                run_slots.append(
-                    _Slot(f"r{len(run_slots) + 1}", day, "run", planned.minutes, True, [planned])
-                )
-                return True
-            return False
-        options = [
-            s
-            for s in slots
-            if s.free >= planned.minutes
-            and all(d.id != drill.id for d in s.drills)
-            and (s.hard_ok or not planned.hard)
-            and (drill.kind != Kind.PLYOMETRIC or _plyo_ok(s.weekday, slots, previous_plyo))
-        ]
-        if not options:
-            return False
-        best = max(options, key=lambda s: (s.free, -WEEKDAYS.index(s.weekday)))
-        best.drills.append(planned)
-        return True
-
-    def step(area: str) -> bool:
-        """Place the next drill for ``area``; False when nothing can go in now."""
-        while True:
-            if not pending[area]:
-                if passes[area] >= 2 or not queues[area]:
-                    return False
-                passes[area] += 1
-                pending[area] = list(queues[area])
-            for drill in list(pending[area]):
-                planned = _planned(drill, area, ctx, emphasis)
-                if assigned[area] + planned.minutes > ceiling(area):
-                    continue  # wait until a higher-weighted area has more time
-                pending[area].remove(drill)
-                if place(planned, drill):
-                    assigned[area] += planned.minutes
-                    return True
-                break  # it fits nowhere this week: rescan from the next drill
-            else:
-                return False  # everything left waits on the ceiling
-
-    while True:
-        order = sorted(
-            (a for a in ranked if assigned[a] < target[a]),
-            key=lambda a: (assigned[a] - target[a], -weights[a], AREAS.index(a)),
-        )
-        if not any(step(area) for area in order):
-            break
-
-    # Fill what is left of each session with general mobility (a cool-down).
-    mobility = sorted(
-        (
-            d
-            for d in catalogue
-            if d.kind == Kind.MOBILITY
-            and eligible(d, ctx)
-            and all(a.value == GENERAL for a in d.primary_areas)
-        ),
-        key=lambda d: _rotation(ctx, "mobility", d.id),
-    )
-    for slot in slots:
-        for drill in mobility:
-            planned = _planned(drill, GENERAL, ctx, emphasis)
-            if planned.minutes <= slot.free and all(d.id != drill.id for d in slot.drills):
-                slot.drills.append(planned)
-
-    # Notes that explain what the rules did.
-    minutes_by_area = dict.fromkeys(emphasis, 0)
-    for slot in (*slots, *run_slots):
-        for d in slot.drills:
-            if d.target in minutes_by_area:
-                minutes_by_area[d.target] += d.minutes
-    emphasis = {a: _with_minutes(e, minutes_by_area[a]) for a, e in emphasis.items()}
-    notes += _notes(ctx, emphasis, trends, training, slots, target)
-
-    plan_days = _days(week, slots, run_slots, key_days, emphasis, ctx)
+    plan_week = _Week(ctx, emphasis, key_days, training)
+    plan_week.warm_up()
+    plan_week.allocate()
+    plan_week.cool_down()
+    minutes = plan_week.minutes_by_area()
+    emphasis = {a: replace(e, minutes=minutes[a]) for a, e in emphasis.items()}
+    notes = [_phase_note(period, prefs.level)]
+    notes += _notes(ctx, emphasis, trends, training, plan_week.slots, plan_week.target)
+    days = _days(week, plan_week.slots, plan_week.run_slots, key_days, emphasis, ctx)
     return Plan(
-        athlete_id=athlete_id,
+        athlete_id=analysis.athlete_id,
         week=str(week),
         phase=period.phase,
         program_week=period.program_week,
         program_start=str(period.program_start),
         block=period.block,
         level=prefs.level,
-        days=plan_days,
-        emphasis=tuple(
-            sorted(
-                emphasis.values(),
-                key=lambda e: (e.weight is None, -(e.weight or 0.0), AREAS.index(e.area)),
-            )
-        ),
+        days=days,
+        emphasis=tuple(emphasis.values()),
         trends=tuple(trends),
         notes=tuple(notes),
         training=training.to_dict(),
         weaker_side=weaker,
-    )
-
-
-def _with_minutes(em: AreaEmphasis, minutes: int) -> AreaEmphasis:
-    return AreaEmphasis(
-        em.area, em.probability, em.weight, em.share, minutes, em.role, em.evidence, em.improving
     )
 
 
@@ -949,9 +981,8 @@ def _notes(
         em = emphasis.get(area)
         if em is None or em.role != "general":
             continue
-        why = f" ({_lowerfirst(em.evidence[0].rstrip('.'))})" if em.evidence else ""
         notes.append(
-            f"{AREA_LABELS[area]} cannot be judged from your data{why}: it gets general work"
+            f"{AREA_LABELS[area]} cannot be judged from your data, so it gets general work"
             " this week, not targeted drills."
         )
     if len(ctx.unjudged) == len(AREAS):
@@ -1008,12 +1039,19 @@ def _session(
     for d in drills:
         if d.target != GENERAL:
             minutes_by[d.target] = minutes_by.get(d.target, 0) + d.minutes
-    main = max(minutes_by, key=lambda a: (minutes_by[a], -AREAS.index(a))) if minutes_by else None
+    # The session is named after the most likely limiter it works on, not the one with the
+    # most minutes in it.
+    main = (
+        max(minutes_by, key=lambda a: (emphasis[a].weight or 0.0, -AREAS.index(a)))
+        if minutes_by
+        else None
+    )
     if slot.kind == "run":
         drill = drills[0]
         title = f"{drill.name} on an easy run"
         reason = (
-            f"Do this within an easy run, after at least 10 minutes of easy running. {drill.reason}"
+            "Do this within an easy run: at least 10 minutes of easy running first, and easy"
+            " running to finish."
         )
     else:
         focus = AREA_LABELS[main].lower() if main else "general"
@@ -1061,8 +1099,3 @@ def _days(
         ]
         days.append(PlanDay(day, week.day(day), key_days.get(day), tuple(sessions)))
     return tuple(days)
-
-
-def describe_day(day: str) -> str:
-    """``mon`` -> ``Monday``."""
-    return DAY_LABELS[day]

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import Counter
 from collections.abc import Iterable
@@ -71,10 +72,13 @@ class TrainingSummary:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form (ISO timestamps, lists), as plans carry it."""
         raw = asdict(self)
         for key in ("window_end_utc", "latest_run_utc"):
             value = raw[key]
             raw[key] = value.isoformat() if value is not None else None
+        for key in ("quality_days", "run_days", "notes"):
+            raw[key] = list(raw[key])
         return raw
 
 
@@ -152,7 +156,7 @@ def summarize_training(
             weekly_distance_km=0.0,
             weekly_time_min=0.0,
             window_end_utc=end_utc,
-            notes=("no runs stored before this week",),
+            notes=("No runs stored before this week.",),
         )
     latest = runs[-1].start_utc
     notes: list[str] = []
@@ -160,14 +164,14 @@ def summarize_training(
     if latest < end_utc - timedelta(weeks=weeks):
         window_end = latest + timedelta(seconds=1)
         notes.append(
-            f"your last stored run was on {latest.astimezone(zone):%Y-%m-%d}; "
-            "this summary describes the weeks before it"
+            f"Your last stored run was on {latest.astimezone(zone):%Y-%m-%d}; "
+            "this summary describes the weeks before it."
         )
     window_start = window_end - timedelta(weeks=weeks)
     recent = [a for a in runs if a.start_utc >= window_start]
     first = recent[0].start_utc
     # A young data set is averaged over the weeks it covers, not the whole window.
-    n_weeks = max(1, min(weeks, -(-(window_end - first).days // 7)))
+    n_weeks = max(1, min(weeks, math.ceil((window_end - first) / timedelta(weeks=1))))
 
     def weekday(a: Activity) -> str:
         return WEEKDAYS[a.start_utc.astimezone(zone).weekday()]

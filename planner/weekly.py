@@ -1,0 +1,178 @@
+"""One athlete's week: analyse, build the plan, keep it in the plan history, write renderings.
+
+:func:`build_week` is what ``stridewise plan`` and ``send-weekly`` call; it is idempotent for
+the same week and data (the same plan, the same revision). :func:`plan_files` renders one
+format to files or to text for ``stridewise plan``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, time
+from pathlib import Path
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from planner.errors import ConfigError
+from planner.plan import IsoWeek, Plan
+from planner.planbuild import build_plan, check_preferences, key_metrics
+from planner.planstore import load_history, save_plan
+from planner.records import Analysis, Athlete, Preferences
+from planner.training import training_summary
+
+if TYPE_CHECKING:
+    from drills.catalogue import Catalogue
+    from planner.store import Store
+
+#: What ``stridewise plan --format`` accepts.
+FORMATS: tuple[str, ...] = ("html", "text", "md", "ics", "fit", "json")
+
+
+def _zone(athlete: Athlete) -> ZoneInfo:
+    try:
+        return ZoneInfo(athlete.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"athlete {athlete.id}: unknown timezone {athlete.timezone!r}") from None
+
+
+def next_week(athlete: Athlete, now: datetime | None = None) -> IsoWeek:
+    """The ISO week after the one ``now`` falls in, in the athlete's timezone."""
+    local = (now or datetime.now(UTC)).astimezone(_zone(athlete))
+    return IsoWeek.containing(local.date()).shift(1)
+
+
+def preferences_of(athlete: Athlete) -> Preferences:
+    """The athlete's plan preferences, checked; ConfigError names a bad setting."""
+    try:
+        prefs = Preferences.from_dict(athlete.preferences)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"athlete {athlete.id}: bad plan preferences: {exc}") from None
+    try:
+        return check_preferences(prefs)
+    except ConfigError as exc:
+        raise ConfigError(f"athlete {athlete.id}: {exc}") from None
+
+
+def build_week(
+    store: Store,
+    athlete_id: str,
+    week: IsoWeek | str,
+    *,
+    catalogue: Catalogue | None = None,
+) -> tuple[Plan, Analysis]:
+    """Analyse the athlete's runs, build ``week``'s plan and save it in the plan history.
+
+    Parameters
+    ----------
+    store
+        The open store.
+    athlete_id
+        A stored athlete.
+    week
+        ISO week (``IsoWeek`` or ``"2026-W49"``).
+    catalogue
+        The drill catalogue (default: built-in plus registered plugins).
+
+    Returns
+    -------
+    (Plan, Analysis)
+        The saved plan (with its revision) and the analysis it was built from. Running this
+        again with the same data returns the same plan and revision.
+    """
+    from drills.catalogue import load_catalogue
+    from planner.analysis import analyze_athlete
+
+    if isinstance(week, str):
+        try:
+            week = IsoWeek.parse(week)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    athlete = store.get_athlete(athlete_id)
+    prefs = preferences_of(athlete)
+    analysis = analyze_athlete(store, athlete_id)
+    monday = datetime.combine(week.monday(), time(0), tzinfo=_zone(athlete))
+    training = training_summary(
+        store, athlete_id, end_utc=monday.astimezone(UTC), tz=athlete.timezone
+    )
+    history = load_history(store, athlete_id, before=week)
+    plan = build_plan(analysis, training, prefs, week, history, catalogue or load_catalogue())
+    return save_plan(store, plan, key_metrics(analysis)), analysis
+
+
+@dataclass(frozen=True, slots=True)
+class PlanOutput:
+    """What ``stridewise plan`` produced: text for stdout, or the files written."""
+
+    plan: Plan
+    text: str | None
+    files: tuple[Path, ...]
+
+
+def _chart(analysis: Analysis) -> bytes | None:
+    from planner.charts import limiter_chart_png
+
+    return limiter_chart_png(analysis)
+
+
+def plan_files(
+    store: Store,
+    athlete_id: str,
+    week: IsoWeek,
+    fmt: str,
+    out_dir: Path | None,
+) -> PlanOutput:
+    """Build the week and render it as ``fmt``, into ``out_dir`` or as text.
+
+    Without ``out_dir`` the rendering is returned as text (HTML with the chart as a data: URI);
+    with it, files named after the week are written (HTML beside its chart PNG). ``fit`` needs
+    ``out_dir``: one workout file per session.
+    """
+    from planner import render
+    from planner.workouts import plan_workouts
+
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown plan format {fmt!r}: use {', '.join(FORMATS)}")
+    plan, analysis = build_week(store, athlete_id, week)
+    athlete = store.get_athlete(athlete_id)
+    written: list[Path] = []
+
+    def write(name: str, data: str | bytes) -> None:
+        assert out_dir is not None
+        path = out_dir / name
+        if isinstance(data, str):
+            path.write_text(data, encoding="utf-8")
+        else:
+            path.write_bytes(data)
+        written.append(path)
+
+    if fmt == "fit":
+        if out_dir is None:
+            raise ConfigError("--format fit writes files: give --out DIR")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name, data in plan_workouts(plan).items():
+            write(name, data)
+        return PlanOutput(plan, None, tuple(written))
+    chart: bytes | None = None
+    payload: str | bytes
+    if fmt == "html":
+        chart = _chart(analysis)
+        mode: render.ImageMode = "data" if out_dir is None else "file"
+        payload = render.render_html(plan, analysis, athlete, chart, image=mode)
+    elif fmt == "text":
+        payload = render.render_text(plan, analysis, athlete)
+    elif fmt == "md":
+        payload = render.render_markdown(plan, analysis, athlete)
+    elif fmt == "ics":
+        payload = render.render_ics(plan, athlete)
+    else:
+        payload = json.dumps(plan.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    if out_dir is None:
+        text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
+        return PlanOutput(plan, text, ())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    suffix = {"html": "html", "text": "txt", "md": "md", "ics": "ics", "json": "json"}[fmt]
+    write(f"plan-{plan.week}.{suffix}", payload)
+    if chart is not None:
+        write(render.chart_file_name(plan), chart)
+    return PlanOutput(plan, None, tuple(written))
