@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from planner.errors import ConfigError
 from planner.features import (
@@ -30,23 +30,15 @@ from planner.features import (
     run_features,
 )
 from planner.limiters import rank_limiters
-from planner.model import (
-    EVAL_ATHLETES,
-    EVAL_SEED,
-    TRAIN_ATHLETES,
-    TRAIN_SEED,
-    CoachLabelled,
-    check_no_strava,
-    coach_training_set,
-    evaluate,
-    fit_models,
-    grouped_cv,
-    limiter_proba,
-    simulated_training_set,
-)
-from planner.model_io import ModelBundle, load_artefact, save_artefact, user_model_dir
+from planner.model_io import CompiledBundle, load_compiled, user_model_dir
 from planner.records import AREAS, Analysis, Source, StoredActivity
 from planner.store import Store
+
+# planner.model imports scikit-learn, which with skops takes ~2 s to import (ten times a warm
+# analysis): only training and evaluation import it, inside their functions. Analysis
+# evaluates the compiled model (planner.compiled) with NumPy alone.
+if TYPE_CHECKING:
+    from planner.model import CoachLabelled
 
 #: Without --since/--last, analyse the runs of the 12 weeks before the newest run: recent
 #: enough to describe the runner now, long enough to span easy and faster paces. Our choice.
@@ -162,19 +154,19 @@ class AnalysisResult:
     analysis: Analysis
     features: AthleteFeatures
     runs: tuple[RunFeatures, ...]
-    bundle: ModelBundle
+    bundle: CompiledBundle
 
 
-def predict(bundle: ModelBundle, af: AthleteFeatures) -> dict[str, float]:
+def predict(bundle: CompiledBundle, af: AthleteFeatures) -> dict[str, float]:
     """The model's P(limiter) per area for one athlete's features."""
-    probs = limiter_proba(bundle.pipeline, af.vector()[None, :])[0]
+    probs = bundle.model.limiter_proba(af.vector()[None, :])[0]
     return {area: float(probs[k]) for k, area in enumerate(AREAS)}
 
 
 def analyse_runs(
     athlete_id: str,
     runs: Sequence[RunFeatures],
-    bundle: ModelBundle,
+    bundle: CompiledBundle,
     *,
     now: datetime | None = None,
     window: dict[str, Any] | None = None,
@@ -200,7 +192,10 @@ def _num(x: float, digits: int = 3) -> float | None:
 
 
 def data_summary(
-    af: AthleteFeatures, runs: Sequence[RunFeatures], bundle: ModelBundle, window: dict[str, Any]
+    af: AthleteFeatures,
+    runs: Sequence[RunFeatures],
+    bundle: CompiledBundle,
+    window: dict[str, Any],
 ) -> dict[str, Any]:
     """What data was available, and how that limits what can be said."""
     n = len(runs)
@@ -278,10 +273,14 @@ def run_analysis(
     *,
     since: datetime | None = None,
     last: int | None = None,
-    bundle: ModelBundle | None = None,
+    bundle: CompiledBundle | None = None,
     use_cache: bool = True,
 ) -> AnalysisResult:
-    """Analyse an athlete's stored runs (features cached per activity)."""
+    """Analyse an athlete's stored runs (features cached per activity).
+
+    Without ``bundle``, the active model is loaded (once per process, see
+    :func:`planner.model_io.load_compiled`).
+    """
     store.get_athlete(athlete_id)
     activities = select_runs(store, athlete_id, since=since, last=last)
     runs = load_run_features(store, activities, use_cache=use_cache)
@@ -292,7 +291,7 @@ def run_analysis(
         "first_run_utc": activities[0].activity.start_utc.isoformat() if activities else None,
         "last_run_utc": activities[-1].activity.start_utc.isoformat() if activities else None,
     }
-    return analyse_runs(athlete_id, runs, bundle or load_artefact(), window=window)
+    return analyse_runs(athlete_id, runs, bundle or load_compiled(), window=window)
 
 
 def analyze_athlete(
@@ -386,6 +385,8 @@ def coach_labels(store: Store) -> dict[str, dict[str, int]]:
 
 def training_runs(store: Store, athlete_id: str) -> list[RunFeatures]:
     """An athlete's runs that may be used for training: never Strava-sourced ones."""
+    from planner.model import check_no_strava
+
     activities = [
         s
         for s in select_runs(store, athlete_id)
@@ -398,6 +399,8 @@ def training_runs(store: Store, athlete_id: str) -> list[RunFeatures]:
 
 def labelled_athletes(store: Store) -> list[CoachLabelled]:
     """Coach-labelled athletes with their trainable runs."""
+    from planner.model import CoachLabelled
+
     out = []
     for athlete_id, labels in coach_labels(store).items():
         runs = training_runs(store, athlete_id)
@@ -418,6 +421,16 @@ def train_model(
     workers: int = 2,
 ) -> dict[str, Any]:
     """Train on the simulated prior plus coach-labelled athletes; save; return a report."""
+    from planner.model import (
+        TRAIN_ATHLETES,
+        TRAIN_SEED,
+        coach_training_set,
+        fit_models,
+        grouped_cv,
+        simulated_training_set,
+    )
+    from planner.model_io import save_artefact
+
     n_athletes = n_athletes or TRAIN_ATHLETES
     seed = TRAIN_SEED if seed is None else seed
     simulated, _ = simulated_training_set(n_athletes, seed, workers=workers)
@@ -462,6 +475,9 @@ def evaluate_model(
     workers: int = 2,
 ) -> dict[str, Any]:
     """Score the active model and its rule baseline on held-out simulated athletes."""
+    from planner.model import EVAL_ATHLETES, EVAL_SEED, evaluate, simulated_training_set
+    from planner.model_io import load_artefact
+
     n_athletes = n_athletes or EVAL_ATHLETES
     seed = EVAL_SEED if seed is None else seed
     bundle = load_artefact(directory)

@@ -9,6 +9,9 @@ non-decreasing, so the monotonicity survives it.
 :class:`ZScoreRuleClassifier` is the transparent baseline on the same features: an area is
 flagged when one of its signals sits beyond a z-score threshold.
 
+:func:`compile_pipeline` exports a fitted pipeline to plain arrays (:mod:`planner.compiled`):
+``analyze`` evaluates those, so it never imports scikit-learn.
+
 Training data is the simulated cohort (:mod:`planner.simulate`) plus, when a coach has labelled
 real athletes, their features with a higher weight. Strava-sourced runs never reach training
 (Strava API terms, domain.md §1): :func:`coach_training_set` filters them and
@@ -22,20 +25,22 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.calibration import CalibratedClassifierCV
+from sklearn.calibration import CalibratedClassifierCV, _SigmoidCalibration
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import brier_score_loss, roc_auc_score
 from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import Pipeline
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
-from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+from threadpoolctl import threadpool_limits
 
+from planner.compiled import METHOD_ISOTONIC, METHOD_NONE, METHOD_SIGMOID, CompiledLimiter
 from planner.errors import StridewiseError
 from planner.features import AREA_FEATURES, MODEL_FEATURES, RunFeatures, athlete_features
 from planner.records import AREAS, Source
@@ -107,6 +112,9 @@ class LimiterClassifier(ClassifierMixin, BaseEstimator):
 
     Fitted with a 1-D ``y`` it is an ordinary classifier; with a 2-D ``y`` (one column per area,
     NaN where a label is unknown) it fits one model per column on that column's feature group.
+
+    ``sample_weight`` reaches each booster and calibrator, but a weight is not a repetition:
+    ``min_samples_leaf`` counts rows, not weight, as in HistGradientBoosting itself.
 
     Parameters
     ----------
@@ -370,6 +378,138 @@ def build_pipeline(random_state: int = 0) -> Pipeline:
                 ),
             )
         ]
+    )
+
+
+def _tree_arrays(booster: HistGradientBoostingClassifier, group: Sequence[int]) -> list[Any]:
+    """One fitted binary booster's trees: node tables (feature indices into the full row)."""
+    if booster.n_trees_per_iteration_ != 1:
+        raise ValueError("only binary boosters can be compiled")
+    columns = np.asarray(group, dtype=np.int64)
+    trees = []
+    for iteration in booster._predictors:
+        (predictor,) = iteration
+        nodes = predictor.nodes
+        if nodes["is_categorical"].any():
+            raise ValueError("categorical splits cannot be compiled")
+        trees.append(nodes.copy())
+        # The booster saw only its area's columns; point its splits at the full row instead.
+        trees[-1]["feature_idx"] = columns[nodes["feature_idx"]]
+    return trees
+
+
+class _Member(NamedTuple):
+    """One booster's calibration, as :class:`~planner.compiled.CompiledLimiter` stores it."""
+
+    method: int
+    a: float = math.nan
+    b: float = math.nan
+    iso_min: float = math.nan
+    iso_max: float = math.nan
+    iso_x: FloatArray = np.empty(0)
+    iso_y: FloatArray = np.empty(0)
+
+
+def _calibrator_arrays(calibrator: Any) -> _Member:
+    """The numbers one fitted calibrator predicts with."""
+    if isinstance(calibrator, IsotonicRegression):
+        if calibrator.out_of_bounds != "clip" or not calibrator.increasing_:
+            raise ValueError("only clipped, increasing isotonic calibrators can be compiled")
+        return _Member(
+            METHOD_ISOTONIC,
+            iso_min=float(calibrator.X_min_),
+            iso_max=float(calibrator.X_max_),
+            iso_x=np.asarray(calibrator.X_thresholds_, dtype=np.float64),
+            iso_y=np.asarray(calibrator.y_thresholds_, dtype=np.float64),
+        )
+    if isinstance(calibrator, _SigmoidCalibration):
+        return _Member(METHOD_SIGMOID, a=float(calibrator.a_), b=float(calibrator.b_))
+    raise ValueError(f"cannot compile a {type(calibrator).__name__} calibrator")
+
+
+def compile_pipeline(
+    pipeline: Pipeline, feature_names: Sequence[str], outputs: Sequence[str]
+) -> CompiledLimiter:
+    """The fitted pipeline as plain arrays for :class:`planner.compiled.CompiledLimiter`.
+
+    ``analyze`` evaluates those with NumPy alone, so it never imports scikit-learn. Anything
+    the compiled form could not reproduce exactly (another pipeline step, a categorical split,
+    a multi-class output, another calibrator) raises ValueError rather than being dropped.
+
+    This reads scikit-learn 1.9 internals (``_predictors``, ``_baseline_prediction``,
+    ``calibrated_classifiers_``, ``_SigmoidCalibration``); the tests compare compiled and
+    pipeline probabilities, so an upgrade that changes them fails there rather than silently.
+    """
+    for name, step in pipeline.steps[:-1]:
+        if step is not None and step != "passthrough":
+            raise ValueError(
+                f"pipeline step {name!r} ({type(step).__name__}) has no compiled form;"
+                " add one to planner.compiled before using it"
+            )
+    final = pipeline.steps[-1][1]
+    if not isinstance(final, LimiterClassifier):
+        raise ValueError(f"the last step is a {type(final).__name__}, not a LimiterClassifier")
+    check_is_fitted(final)
+    if final.n_features_in_ != len(feature_names) or final.n_outputs_ != len(outputs):
+        raise ValueError("the fitted pipeline does not match the feature names or outputs given")
+    classes = final.classes_ if isinstance(final.classes_, list) else [final.classes_]
+    trees: list[Any] = []
+    tree_member: list[int] = []
+    member_output: list[int] = []
+    baselines: list[float] = []
+    members: list[_Member] = []
+    for k, (est, group) in enumerate(zip(final.estimators_, final.groups_, strict=True)):
+        if len(classes[k]) != 2:
+            raise ValueError(f"output {k} has {len(classes[k])} classes; only binary compiles")
+        if isinstance(est, CalibratedClassifierCV):
+            pairs = [(cc.estimator, cc.calibrators) for cc in est.calibrated_classifiers_]
+        else:
+            pairs = [(est, None)]  # fitted without calibration: the booster's own link
+        for booster, calibrators in pairs:
+            if not isinstance(booster, HistGradientBoostingClassifier):
+                raise ValueError(f"cannot compile a {type(booster).__name__}")
+            for tree in _tree_arrays(booster, group):
+                trees.append(tree)
+                tree_member.append(len(members))
+            member_output.append(k)
+            baselines.append(float(booster._baseline_prediction.item()))
+            if calibrators is None:
+                members.append(_Member(METHOD_NONE))
+            else:
+                (only,) = calibrators  # binary: one calibrator, for the positive class
+                members.append(_calibrator_arrays(only))
+    sizes = [len(t) for t in trees]
+    starts = np.cumsum([0, *sizes])[:-1]
+    nodes = np.concatenate(trees)
+    leaf = nodes["is_leaf"].astype(bool)
+    # Child indices count within one tree; in the one table of all trees they move by the
+    # tree's start. Leaves' children (0) mean nothing and stay 0.
+    shift = np.repeat(starts, sizes)
+    iso_sizes = np.array([len(m.iso_x) for m in members], dtype=np.int64)
+    iso_start = np.cumsum([0, *iso_sizes])[:-1]
+    return CompiledLimiter(
+        feature_names=tuple(feature_names),
+        outputs=tuple(outputs),
+        node_feature=np.where(leaf, 0, nodes["feature_idx"]).astype(np.int64),
+        node_threshold=nodes["num_threshold"].astype(np.float64),
+        node_left=np.where(leaf, 0, nodes["left"].astype(np.int64) + shift),
+        node_right=np.where(leaf, 0, nodes["right"].astype(np.int64) + shift),
+        node_is_leaf=leaf,
+        node_value=nodes["value"].astype(np.float64),
+        node_missing_left=nodes["missing_go_to_left"].astype(bool),
+        tree_root=starts.astype(np.int64),
+        tree_member=np.array(tree_member, dtype=np.int64),
+        member_output=np.array(member_output, dtype=np.int64),
+        member_baseline=np.array(baselines, dtype=np.float64),
+        member_method=np.array([m.method for m in members], dtype=np.int64),
+        member_a=np.array([m.a for m in members], dtype=np.float64),
+        member_b=np.array([m.b for m in members], dtype=np.float64),
+        member_iso_min=np.array([m.iso_min for m in members], dtype=np.float64),
+        member_iso_max=np.array([m.iso_max for m in members], dtype=np.float64),
+        member_iso_start=iso_start.astype(np.int64),
+        member_iso_stop=(iso_start + iso_sizes).astype(np.int64),
+        iso_x=np.concatenate([np.empty(0), *(m.iso_x for m in members)]),
+        iso_y=np.concatenate([np.empty(0), *(m.iso_y for m in members)]),
     )
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -26,7 +29,7 @@ from planner.analysis import (
 )
 from planner.charts import limiter_chart_png
 from planner.features import run_features
-from planner.model_io import SHIPPED_DIR, ModelBundle, load_artefact
+from planner.model_io import SHIPPED_DIR, CompiledBundle, load_compiled
 from planner.records import AREAS, Analysis, ImportedActivity, Source
 from planner.schema import Col
 from planner.simulate import Runner, make_runner, simulate_run
@@ -39,8 +42,8 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @cache
-def bundle() -> ModelBundle:
-    return load_artefact(SHIPPED_DIR)
+def bundle() -> CompiledBundle:
+    return load_compiled(SHIPPED_DIR)
 
 
 def make(seed: int, deficits: dict[str, float] | None = None, **kw: Any) -> Runner:
@@ -300,6 +303,44 @@ def test_limiter_chart_png_marks_unjudged_areas(store: Store) -> None:
     assert len(png) > 2000
 
 
+def test_analyze_never_imports_scikit_learn_or_skops(
+    run_cli: Callable[..., Any], home: Path
+) -> None:
+    # Importing them costs ~2 s, ten times a warm analysis; analyze evaluates the compiled model.
+    # A fresh interpreter, so nothing imported by the tests themselves can hide an import.
+    assert run_cli("import", FIT_DIR / "68MK1405.FIT", "--athlete", "kim").code == 0
+    code = (
+        "import sys\n"
+        "import cli\n"
+        "try:\n"
+        "    cli.main(['analyze', '--athlete', 'kim', '--since', '2000-01-01', '--json'])\n"
+        "finally:\n"
+        "    print('imported:', sorted(m for m in ('sklearn', 'skops', 'scipy')"
+        " if m in sys.modules), file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "STRIDEWISE_HOME": str(home)},
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["athlete"] == "kim"
+    assert "imported: []" in done.stderr
+
+
+def test_analyses_in_one_process_share_one_loaded_model(store: Store) -> None:
+    # send-weekly analyses a whole roster: the model is read from disk once, not per athlete.
+    save_history(store, "one", make(13), ["easy"])
+    save_history(store, "two", make(14), ["easy"])
+    first = run_analysis(store, "one")
+    second = run_analysis(store, "two")
+    assert first.bundle is second.bundle
+    assert first.analysis.model_version == second.analysis.model_version
+
+
 def test_analyze_errors(run_cli: Callable[..., Any]) -> None:
     missing = run_cli("analyze", "--athlete", "nobody")
     assert missing.code == 1
@@ -331,9 +372,10 @@ def test_model_train_and_evaluate_commands(run_cli: Callable[..., Any], home: Pa
     assert report["simulated_athletes"] == 40
     assert report["coach_labelled_athletes"] == 1
     assert Path(report["path"]).parent == home / "models"
-    # analyze now uses the athlete's own trained model.
+    # analyze now uses the athlete's own trained model (its compiled file).
     doc = run_cli("analyze", "--athlete", "coached", "--since", "2000-01-01", "--json").json()
-    assert doc["data"]["model"]["path"] == report["path"]
+    assert doc["data"]["model"]["path"] == str(home / "models" / "limiter.npz")
+    assert doc["model_version"] == report["version"]
     evaluated = run_cli("model", "evaluate", "--athletes", "30", "--json")
     assert evaluated.code == 0, evaluated.err
     ev = evaluated.json()
