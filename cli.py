@@ -12,6 +12,7 @@ Exit codes (also in ``stridewise --help`` and the README):
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -140,6 +141,15 @@ def import_(
         sys.exit(EXIT_PARTIAL)
 
 
+def _terminal_size() -> tuple[int, int]:
+    # A terminal that reports 0×0 (e.g. a fresh pty) would make tqdm draw nothing.
+    try:
+        size = os.get_terminal_size(sys.stderr.fileno())
+    except OSError:
+        return 100, 24
+    return size.columns or 100, size.lines or 24
+
+
 class _progress_bar:  # noqa: N801 - used like a function in a with statement
     """A files/MB/files-per-second bar on stderr when it is a terminal; silent otherwise."""
 
@@ -161,6 +171,8 @@ class _progress_bar:  # noqa: N801 - used like a function in a with statement
                 file=sys.stderr,
                 desc="importing",
                 leave=False,
+                ncols=_terminal_size()[0],
+                nrows=_terminal_size()[1],
             )
         return self.tick
 
@@ -753,6 +765,240 @@ def send_weekly_cmd(
             click.echo("no athlete with an e-mail address (see 'stridewise athlete add')")
     if summary.has_problems:
         sys.exit(EXIT_PARTIAL)
+
+
+# -- weekly plan (docs/plans.md) -----------------------------------------------------------
+
+
+def _iso_week(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
+    from planner.plan import IsoWeek
+
+    if value is None:
+        return None
+    try:
+        return IsoWeek.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@cli.command("plan")
+@click.option("--athlete", "athlete_id", help="Plan for this athlete (default: 'me').")
+@click.option(
+    "--week",
+    callback=_iso_week,
+    metavar="YYYY-Www",
+    help="ISO week, e.g. 2026-W49 (default: next week in the athlete's timezone).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["html", "text", "md", "ics", "fit", "json"]),
+    default="text",
+    show_default=True,
+    help="What to write.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write files into this folder instead of printing (needed for fit).",
+)
+@pass_ctx
+def plan(ctx: _Context, athlete_id: str | None, week: Any, fmt: str, out_dir: Path | None) -> None:
+    """Analyse, build and render the week's drill and strength plan (kept in plan history)."""
+    from planner.store import DEFAULT_ATHLETE
+    from planner.weekly import next_week, plan_files
+
+    if fmt == "fit" and out_dir is None:
+        raise click.UsageError("--format fit writes one file per session: give --out DIR")
+    with ctx.store() as store:
+        athlete = store.get_athlete(athlete_id or DEFAULT_ATHLETE)
+        output = plan_files(store, athlete.id, week or next_week(athlete), fmt, out_dir)
+    if output.text is not None:
+        click.echo(output.text, nl=False)
+    for path in output.files:
+        click.echo(f"wrote {path}")
+
+
+# -- mechanics analysis and the limiter model (docs/model.md) -------------------------------
+
+_AREA_CHOICE = click.Choice(["push", "swing", "posture_hip", "strength_balance"])
+
+
+def _since_date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        day = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date like 2026-01-31") from None
+    from datetime import UTC
+
+    return day if day.tzinfo else day.replace(tzinfo=UTC)
+
+
+@cli.command("analyze")
+@click.option("--athlete", "athlete_id", help="Analyse this athlete (default: 'me').")
+@click.option("--since", callback=_since_date, metavar="DATE", help="Only runs from this date.")
+@click.option("--last", type=click.IntRange(min=1), metavar="N", help="Only the last N runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option(
+    "--plots",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write PNG charts into this folder.",
+)
+@pass_ctx
+def analyze(
+    ctx: _Context,
+    athlete_id: str | None,
+    since: datetime | None,
+    last: int | None,
+    as_json: bool,
+    plots: Path | None,
+) -> None:
+    """Which mechanical areas most limit you now, how sure we are, and why."""
+    from planner.analysis import analysis_json, analyze_command
+    from planner.store import DEFAULT_ATHLETE
+
+    if since is not None and last is not None:
+        raise click.UsageError("give --since or --last, not both")
+    with ctx.store() as store:
+        analysis, written = analyze_command(
+            store, athlete_id or DEFAULT_ATHLETE, since=since, last=last, plots=plots
+        )
+    if as_json:
+        doc = analysis_json(analysis)
+        doc["plots"] = [str(p) for p in written]
+        _print_json(doc)
+        return
+    data = analysis.data
+    click.echo(
+        f"{analysis.athlete_id}: {data['runs']} runs analysed,"
+        f" {analysis.runs_used} with steady running (model {analysis.model_version})"
+    )
+    for est in analysis.limiters:
+        prob = "cannot judge" if est.probability is None else f"{est.probability:.0%}"
+        click.echo(f"{est.rank}. {est.area:<17} {prob}")
+        for line in est.evidence:
+            click.echo(f"   - {line}")
+    if analysis.weaker_side:
+        click.echo(f"Weaker side (longer ground contact): {analysis.weaker_side}")
+    for line in data["limits"]:
+        click.echo(f"note: {line}")
+    for path in written:
+        click.echo(f"wrote {path}")
+
+
+@cli.command("label")
+@click.option("--athlete", "athlete_id", required=True, help="The athlete judged.")
+@click.option(
+    "--limiter",
+    "limiters",
+    type=_AREA_CHOICE,
+    multiple=True,
+    help="An area that limits this runner (repeatable).",
+)
+@click.option(
+    "--not",
+    "not_limiters",
+    type=_AREA_CHOICE,
+    multiple=True,
+    help="An area that does not limit this runner (repeatable).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the athlete's labels as JSON.")
+@pass_ctx
+def label(
+    ctx: _Context,
+    athlete_id: str,
+    limiters: tuple[str, ...],
+    not_limiters: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Store a coach's judgement; 'model train' then learns from it."""
+    from planner.analysis import set_coach_labels
+
+    if not limiters and not not_limiters:
+        raise click.UsageError("give --limiter AREA and/or --not AREA")
+    with ctx.store() as store:
+        labels = set_coach_labels(store, athlete_id, limiters=limiters, not_limiters=not_limiters)
+    if as_json:
+        _print_json({"athlete": athlete_id, "labels": labels})
+        return
+    shown = ", ".join(f"{a}={'limiter' if v else 'not'}" for a, v in sorted(labels.items()))
+    click.echo(f"{athlete_id}: {shown}")
+
+
+@cli.group("model")
+def model() -> None:
+    """Train and evaluate the limiter model."""
+
+
+@model.command("train")
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write the model here (default: $STRIDEWISE_HOME/models).",
+)
+@click.option("--athletes", type=click.IntRange(min=20), help="Simulated athletes (default 700).")
+@click.option("--seed", type=int, help="Seed of the simulated cohort.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+def model_train(
+    ctx: _Context, output: Path | None, athletes: int | None, seed: int | None, as_json: bool
+) -> None:
+    """Train on the simulated cohort plus coach-labelled athletes (seeded, reproducible)."""
+    from planner.analysis import train_model
+
+    with ctx.store() as store:
+        report = train_model(store, output_dir=output, n_athletes=athletes, seed=seed)
+    if as_json:
+        _print_json(report)
+        return
+    click.echo(
+        f"trained {report['version']} on {report['simulated_athletes']} simulated and"
+        f" {report['coach_labelled_athletes']} coach-labelled athletes → {report['path']}"
+    )
+    cv = report["grouped_cv"]
+    if cv and cv.get("areas"):
+        for area, m in cv["areas"].items():
+            auc = "-" if m["roc_auc"] is None else f"{m['roc_auc']:.2f}"
+            click.echo(f"  athlete-grouped CV {area:<17} n={m['n']:<3} ROC-AUC {auc}")
+
+
+def _fmt(value: float | None, spec: str = ".3f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+@model.command("evaluate")
+@click.option("--athletes", type=click.IntRange(min=20), help="Held-out athletes (default 400).")
+@click.option("--seed", type=int, help="Seed of the held-out cohort (not the training seed).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def model_evaluate(athletes: int | None, seed: int | None, as_json: bool) -> None:
+    """Score the model and the rule baseline on held-out simulated athletes."""
+    from planner.analysis import evaluate_model
+
+    report = evaluate_model(n_athletes=athletes, seed=seed)
+    if as_json:
+        _print_json(report)
+        return
+    click.echo(f"{report['model_version']} on {report['held_out']}")
+    click.echo(f"{'area':<17} {'':<9} {'n':>4} {'pos':>4} {'ROC-AUC':>8} {'Brier':>7} {'ECE':>7}")
+    for area in report["model"]["areas"]:
+        for name in ("model", "baseline"):
+            m = report[name]["areas"][area]
+            click.echo(
+                f"{area:<17} {name:<9} {m['n']:>4} {m['positives']:>4}"
+                f" {_fmt(m['roc_auc']):>8} {_fmt(m['brier']):>7}"
+                f" {_fmt(m['calibration_error']):>7}"
+            )
+    for name in ("model", "baseline"):
+        r = report[name]
+        click.echo(
+            f"top-1 limiter accuracy, {name:<8}: {_fmt(r['top1_accuracy'])}"
+            f" (n={r['top1_n']} athletes with all four areas judged);"
+            f" {_fmt(r['top1_accuracy_with_limiter'])} among the"
+            f" {r['top1_with_limiter_n']} of them with a limiter"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -90,20 +90,23 @@ def load_run_features(
         ):
             cached[int(row[0])] = (row[1], row[2])
     out: list[RunFeatures] = []
-    fresh: list[tuple[int, str, RunFeatures]] = []
+    fresh: list[tuple[int, str, str]] = []
     for stored in activities:
         stamp = activity_stamp(stored)
         hit = cached.get(stored.id)
         if hit is not None and hit[0] == stamp:
             out.append(RunFeatures.from_json(json.loads(hit[1])))
             continue
-        features = compute_run_features(store, stored)
-        fresh.append((stored.id, stamp, features))
-        out.append(features)
+        data = json.dumps(compute_run_features(store, stored).to_json(), separators=(",", ":"))
+        fresh.append((stored.id, stamp, data))
+        # Use what the cache will return, not the unrounded original: the first analysis of a
+        # run and every later one must agree to the last digit, or an unchanged week would
+        # look changed (a new plan revision, a new e-mail content hash).
+        out.append(RunFeatures.from_json(json.loads(data)))
     if fresh:
         now = datetime.now(UTC).isoformat(timespec="seconds")
         with store.transaction() as db:
-            for activity_id, stamp, features in fresh:
+            for activity_id, stamp, data in fresh:
                 db.execute(
                     "DELETE FROM feature_cache WHERE activity_id = ? AND feature_version != ?",
                     (activity_id, FEATURE_VERSION),
@@ -116,7 +119,7 @@ def load_run_features(
                         activity_id,
                         FEATURE_VERSION,
                         stamp,
-                        json.dumps(features.to_json(), separators=(",", ":")),
+                        data,
                         now,
                     ),
                 )

@@ -17,8 +17,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_wheel_contains_code_templates_catalogue_and_model(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp_path), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
         check=True,
         capture_output=True,
     )
@@ -31,6 +41,7 @@ def test_wheel_contains_code_templates_catalogue_and_model(tmp_path: Path) -> No
     assert any(n.startswith("drills/catalogue/") and n.endswith(".toml") for n in names)
     assert any(n.startswith("templates/") and n.endswith(".j2") for n in names)
     assert any(n.startswith("planner/models/") and n.endswith(".skops") for n in names)
+    assert any(n.startswith("planner/models/") and n.endswith(".npz") for n in names)
     assert not any(n.startswith(("tests/", "bench/")) for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
@@ -43,8 +54,15 @@ def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     leader, follower = pty.openpty()
     env = {**os.environ, "STRIDEWISE_HOME": str(tmp_path / "home"), "COLUMNS": "120"}
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from cli import main; main()", "import", "--workers", "1",
-         str(FIT_DIR)],
+        [
+            sys.executable,
+            "-c",
+            "from cli import main; main()",
+            "import",
+            "--workers",
+            "1",
+            str(FIT_DIR),
+        ],
         stdout=subprocess.PIPE,
         stderr=follower,
         env=env,
