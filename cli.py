@@ -584,6 +584,9 @@ def _athlete_options(adding: bool) -> Callable[[Callable[..., Any]], Callable[..
         click.option("--avoid", help="Complaints to keep clear of, e.g. achilles ('none' clears)."),
         click.option("--long-run-day", help="Usual long-run day ('none' clears)."),
         click.option("--quality-days", help="Usual hard-run days, e.g. tue,thu ('none' clears)."),
+        click.option(
+            "--sources", help="Where the data comes from: fit,garmin,strava ('none' clears)."
+        ),
     ]
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -608,6 +611,7 @@ def _show_athlete(record: dict[str, Any]) -> None:
         ("avoid", ",".join(prefs["avoid"]) or "-"),
         ("long run", prefs["long_run_day"] or "-"),
         ("quality", ",".join(prefs["quality_days"]) or "-"),
+        ("sources", ",".join(record["sources"]) or "-"),
     ]
     for key, value in lines:
         click.echo(f"{key + ':':<11}{value}")

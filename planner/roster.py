@@ -20,7 +20,7 @@ from email_validator import EmailNotValidError, validate_email
 from drills.catalogue import Contraindication, Equipment, Level
 from planner.errors import ConfigError
 from planner.planbuild import MAX_SESSION_MINUTES, MIN_SESSION_MINUTES, check_preferences
-from planner.records import WEEKDAYS, Athlete, Preferences
+from planner.records import WEEKDAYS, Athlete, Preferences, Source
 from planner.store import Store
 
 #: Ids are typed on command lines and appear in file names (dry-run ``.eml``): keep them plain.
@@ -50,6 +50,7 @@ class AthleteChanges:
     avoid: str | None = None
     long_run_day: str | None = None
     quality_days: str | None = None
+    sources: str | None = None  # where this athlete's data comes from: fit, garmin, strava
 
     def is_empty(self) -> bool:
         return all(getattr(self, f.name) is None for f in dataclasses.fields(self))
@@ -168,6 +169,9 @@ def _preference_changes(changes: AthleteChanges) -> dict[str, Any]:
         out["long_run_day"] = None if none else check_day(changes.long_run_day, "--long-run-day")
     if changes.quality_days is not None:
         out["quality_days"] = list(_days(changes.quality_days, "--quality-days", allow_none=True))
+    if changes.sources is not None:
+        known = [source.value for source in Source]
+        out["sources"] = list(_tags(changes.sources, "--sources", known, allow_none=True))
     return out
 
 
@@ -236,4 +240,5 @@ def athlete_json(athlete: Athlete) -> dict[str, Any]:
         "send_day": athlete.send_day,
         "send_time": athlete.send_time,
         "preferences": Preferences.from_dict(athlete.preferences).to_dict(),
+        "sources": list(athlete.preferences.get("sources", [])),
     }

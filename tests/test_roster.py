@@ -67,6 +67,7 @@ def test_add_show_list_json(run_cli: Run) -> None:
             "long_run_day": "sat",
             "quality_days": ["tue", "thu"],
         },
+        "sources": [],
     }
     assert added.json() == expected
     assert run_cli("athlete", "show", "ana", "--json").json() == expected
@@ -76,6 +77,17 @@ def test_add_show_list_json(run_cli: Run) -> None:
     assert "3 x 30 min" in shown.out
     listed = run_cli("athlete", "list")
     assert "ana@example.org" in listed.out
+
+
+def test_data_sources_are_kept_shown_and_cleared(run_cli: Run) -> None:
+    added = _add(run_cli, "ana", "--sources", "garmin,fit", "--json")
+    assert added.code == 0, added.err
+    assert added.json()["sources"] == ["garmin", "fit"]
+    shown = run_cli("athlete", "show", "ana")
+    assert "sources:   garmin,fit" in shown.out
+    cleared = run_cli("athlete", "edit", "ana", "--sources", "none", "--json").json()
+    assert cleared["sources"] == []
+    assert cleared["preferences"] == added.json()["preferences"]  # nothing else changed
 
 
 def test_defaults_fill_unset_preferences(run_cli: Run) -> None:
@@ -157,6 +169,7 @@ def test_remove(run_cli: Run) -> None:
         (["--level", "elite"], "--level 'elite': use one of beginner, intermediate, advanced"),
         (["--avoid", "heartbreak"], "--avoid: unknown heartbreak"),
         (["--long-run-day", "never"], "--long-run-day 'never'"),
+        (["--sources", "fit,polar"], "--sources: unknown polar (known: fit, garmin, strava)"),
     ],
 )
 def test_bad_input_is_one_clear_line(run_cli: Run, args: list[str], message: str) -> None:
