@@ -158,16 +158,20 @@ def decode_fit(
         raise FitImportError(path, "empty file (0 bytes)")
     if decoder not in DECODERS:
         raise ValueError(f"unknown decoder {decoder!r}")
-    raw = _read(data, path) if decoder == "auto" else _read_fallback(data, path, checked=False)
+    hints = hints or Hints()
+    if decoder == "auto":
+        raw = _read(data, path, hints)
+    else:
+        raw = _read_fallback(data, path, checked=False)
     digest = content_hash(data)
-    items, not_activity = _activities(raw, digest, hints or Hints())
+    items, not_activity = _activities(raw, digest, hints)
     return DecodedFile(digest, raw.decoder, tuple(items), not_activity)
 
 
-def _read(data: bytes, path: str) -> RawFit:
+def _read(data: bytes, path: str, hints: Hints, *, full: bool = False) -> RawFit:
     _check_envelope(data, path)
     try:
-        return _read_fast(data)
+        return _read_fast(data, hints, full=full)
     except fitfast.FitDecodeError as exc:
         fast_reason = str(exc)
     except BaseException as exc:  # pyo3 PanicException derives from BaseException
@@ -184,7 +188,7 @@ def _read(data: bytes, path: str) -> RawFit:
             # strict check would reject it for the same reason (tests assert that it does).
             raise FitImportError(path, f"bad CRC, file is corrupt ({fast_reason})")
         try:
-            raw = _read_fast(adapted)
+            raw = _read_fast(adapted, hints, full=full)
         except fitfast.FitDecodeError as exc:
             fast_reason = str(exc)
         else:
@@ -227,11 +231,13 @@ def _check_envelope(data: bytes, path: str) -> None:
         offset = end
 
 
-def _read_fast(data: bytes) -> RawFit:
+def _read_fast(data: bytes, hints: Hints, *, full: bool = False) -> RawFit:
     with _native_stderr_captured() as captured:
         try:
-            records = fitfast.records(data)
             parsed = fitfast.parse(data)
+            # Per-second columns cost a second decode: only runs get a stream, so a ride, a
+            # swim or a settings file skips it (most of a mixed export).
+            records = fitfast.records(data) if full or _wants_stream(parsed, hints) else None
         except BaseException as exc:
             # A Rust panic prints "thread panicked at ..." straight to file descriptor 2;
             # it belongs in the reason for this file, not on the user's terminal.
@@ -239,13 +245,29 @@ def _read_fast(data: bytes) -> RawFit:
             if note and not isinstance(exc, KeyboardInterrupt | SystemExit):
                 exc.add_note(note[0])
             raise
-    parsed.pop("record", None)
+    record_messages = parsed.pop("record", [])
+    if records is None:
+        records = _time_and_distance(record_messages)
     dev_units = {
         str(d["field_name"]): str(d.get("units") or "")
         for d in parsed.get("field_description", [])
         if d.get("field_name")
     }
     return RawFit(records, parsed, dev_units, FAST)
+
+
+def _wants_stream(parsed: Mapping[str, list[dict[str | int, Any]]], hints: Hints) -> bool:
+    sessions = parsed.get("session") or parsed.get("sport") or [{}]
+    sports = {s.get("sport") for s in sessions}
+    return "running" in sports or (hints.sport == "running" and sports <= {"generic", None})
+
+
+def _time_and_distance(messages: list[dict[str | int, Any]]) -> dict[str, np.ndarray]:
+    """Just enough of the records to date a file that has no session message."""
+    return {
+        name: np.array([m.get(name, math.nan) for m in messages], dtype=np.float64)
+        for name in ("timestamp", "distance")
+    }
 
 
 @contextmanager
@@ -631,7 +653,10 @@ def _activities(
 
 def raw_columns(data: bytes, decoder: str = FAST) -> dict[str, np.ndarray]:
     """Raw record columns from one decoder (for tests and benchmarks comparing decoders)."""
-    raw = _read(data, "<bytes>") if decoder == FAST else _read_fallback(data, "<bytes>")
+    if decoder == FAST:
+        raw = _read(data, "<bytes>", Hints(), full=True)
+    else:
+        raw = _read_fallback(data, "<bytes>")
     if raw.decoder != decoder:
         raise FitImportError("<bytes>", f"{decoder} could not read this file")
     return raw.records
