@@ -135,7 +135,7 @@ def main() -> None:
     sw_time, summary, sw_rss = runs[1]
     fd_time, fd_ok = fitdecode_loop(files)
     rows = [
-        ("stridewise import (end to end)", sw_time, None),
+        ("stridewise import (median of 3)", sw_time, None),
         ("fitdecode loop (decode only)", fd_time, fd_ok),
     ]
     if not args.skip_fitparse:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 #: Below this many files a worker pool costs more to start than it saves.
 POOL_THRESHOLD = 12
-_PRELOAD = ["connectors.fit"]
+# Everything a worker runs: the decoder and the module whose function the pool calls.
+_PRELOAD = ["connectors.fit", "planner.ingest"]
 
 
 def pool_context() -> multiprocessing.context.BaseContext:
