@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
 
 import fitdecode
 import fitfast
@@ -247,7 +247,8 @@ def _read_fast(data: bytes, hints: Hints, *, full: bool = False) -> RawFit:
             raise
     record_messages = parsed.pop("record", [])
     if records is None:
-        records = _time_and_distance(record_messages)
+        # Only a file without a session message is dated from its records.
+        records = {} if parsed.get("session") else _time_and_distance(record_messages)
     dev_units = {
         str(d["field_name"]): str(d.get("units") or "")
         for d in parsed.get("field_description", [])
@@ -270,6 +271,9 @@ def _time_and_distance(messages: list[dict[str | int, Any]]) -> dict[str, np.nda
     }
 
 
+_scratch: IO[bytes] | None = None  # one per process, reused: a temp file per call costs ~1 ms
+
+
 @contextmanager
 def _native_stderr_captured() -> Iterator[Callable[[], str]]:
     """Point file descriptor 2 at a scratch file while native code runs; yield a reader.
@@ -277,18 +281,23 @@ def _native_stderr_captured() -> Iterator[Callable[[], str]]:
     Only Python-level writes from *other threads* during the call could be caught too; the
     decoder runs in worker processes or the CLI's main thread, where there are none.
     """
+    global _scratch
     try:
         saved = os.dup(2)
     except OSError:  # no stderr at all (daemonised): nothing to protect
         yield lambda: ""
         return
-    with tempfile.TemporaryFile() as scratch:
-        os.dup2(scratch.fileno(), 2)
-        try:
-            yield lambda: (scratch.seek(0), scratch.read().decode("utf-8", "replace"))[1]
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+    if _scratch is None:
+        _scratch = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process
+    scratch = _scratch
+    scratch.seek(0)
+    scratch.truncate()
+    os.dup2(scratch.fileno(), 2)
+    try:
+        yield lambda: (scratch.seek(0), scratch.read().decode("utf-8", "replace"))[1]
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 _WANTED = {
