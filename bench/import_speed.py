@@ -60,26 +60,19 @@ def stridewise_import(files: list[Path]) -> tuple[float, dict[str, object], int]
                 link.write_bytes(path.read_bytes())
         env = {**os.environ, "STRIDEWISE_HOME": home}
         cmd = [str(Path(sys.executable).with_name("stridewise")), "import", "--json", staging]
-        script = (
-            "import resource, subprocess, sys, json;"
-            "p = subprocess.run(sys.argv[1:], capture_output=True, text=True);"
-            "r = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss;"
-            "print(json.dumps({'rc': p.returncode, 'out': p.stdout, 'err': p.stderr, 'rss': r}))"
-        )
         start = time.perf_counter()
-        # A wrapper process so RUSAGE_CHILDREN covers this import alone (and its workers).
-        done = subprocess.run(
-            [sys.executable, "-c", script, *cmd],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        out = proc.stdout.read()  # small: a JSON summary; stderr is silent off a terminal
+        err = proc.stderr.read()
+        # wait4 gives this child's own peak RSS (with the decoder workers it reaped).
+        _, status, usage = os.wait4(proc.pid, 0)
         elapsed = time.perf_counter() - start
-    result = json.loads(done.stdout)
-    if result["rc"] not in (0, 3):
-        raise SystemExit(f"stridewise import failed: {result['err']}")
-    return elapsed, json.loads(result["out"]), int(result["rss"])
+        rss = usage.ru_maxrss
+    if os.waitstatus_to_exitcode(status) not in (0, 3):
+        raise SystemExit(f"stridewise import failed: {err.decode()}")
+    return elapsed, json.loads(out), int(rss)
 
 
 def fitdecode_loop(files: list[Path]) -> tuple[float, int]:

@@ -248,7 +248,8 @@ def _read_fast(data: bytes, hints: Hints, *, full: bool = False) -> RawFit:
     record_messages = parsed.pop("record", [])
     if records is None:
         # Only a file without a session message is dated from its records.
-        records = {} if parsed.get("session") else _time_and_distance(record_messages)
+        dated = any(s.get("start_time") is not None for s in parsed.get("session", []))
+        records = {} if dated else _time_and_distance(record_messages)
     dev_units = {
         str(d["field_name"]): str(d.get("units") or "")
         for d in parsed.get("field_description", [])

@@ -96,6 +96,10 @@ def run_import(
         else:
             sources.append(item)
     workers = _workers(workers, len(sources))
+    if workers > 1:
+        # Largest first: the batch then ends on small files instead of one worker finishing
+        # a big file while the other idles.
+        sources.sort(key=lambda source: source.size, reverse=True)
     jobs = _jobs(store, sources, athlete_id, summary, progress, decoder)
     try:
         if workers <= 1:
