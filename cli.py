@@ -100,12 +100,14 @@ def import_(
 
     if workers != 1 and likely_batch(paths):
         warm_up()  # decoder processes load on the other core while this one does
+    from connectors.archives import Source
     from planner.ingest import plan_import, run_import
     from planner.store import DEFAULT_ATHLETE
 
     items = plan_import(paths)
-    total = sum(getattr(item, "size", 0) for item in items)
-    n_sources = sum(1 for item in items if hasattr(item, "open"))
+    sources = [item for item in items if isinstance(item, Source)]
+    total = sum(source.size for source in sources)
+    n_sources = len(sources)
     with ctx.store() as store, _progress_bar(total, n_sources) as tick:
         summary = run_import(
             store,

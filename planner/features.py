@@ -529,6 +529,28 @@ def _alternating(speeds: FloatArray) -> bool:
     return int(np.count_nonzero(np.diff(state))) >= MIN_INTERVAL_SWITCHES
 
 
+#: Window metrics summarised by their median over flat steady windows, per run and pooled
+#: over an athlete's runs (flat: balance and stiffness are invalid on inclines, domain.md §3).
+_FLAT_MEDIANS: tuple[str, ...] = (
+    "cadence_spm",
+    "cadence_resid_spm",
+    "step_length_m",
+    "step_length_resid_m",
+    "gct_ms",
+    "gct_resid_ms",
+    "vo_mm",
+    "vo_resid_mm",
+    "vr_pct",
+    "vr_resid_pct",
+    "kvert_n_m_kg",
+    "kvert_resid_pct",
+    "balance_left_pct",
+    "form_power_ratio",
+    "lss_kn_m",
+    "lss_resid_pct",
+)
+
+
 def _run_scalars(
     wins: dict[str, FloatArray], flat: npt.NDArray[np.bool_], activity: Activity, stryd_gct: bool
 ) -> dict[str, float]:
@@ -538,24 +560,7 @@ def _run_scalars(
         return out
     out["speed_mps"] = _nanmedian(wins["speed_mps"])
     out["hr_bpm"] = _nanmedian(wins["hr_bpm"])
-    for name in (
-        "cadence_spm",
-        "cadence_resid_spm",
-        "step_length_m",
-        "step_length_resid_m",
-        "gct_ms",
-        "gct_resid_ms",
-        "vo_mm",
-        "vo_resid_mm",
-        "vr_pct",
-        "vr_resid_pct",
-        "kvert_n_m_kg",
-        "kvert_resid_pct",
-        "balance_left_pct",
-        "form_power_ratio",
-        "lss_kn_m",
-        "lss_resid_pct",
-    ):
+    for name in _FLAT_MEDIANS:
         out[name] = _nanmedian(wins[name][flat])
     gct, cad, v = out["gct_ms"], out["cadence_spm"], out["speed_mps"]
     # Duty factor per stride, as Garmin's "stance time %": contact / (2 × step time).
@@ -730,26 +735,7 @@ def athlete_features(runs: Sequence[RunFeatures]) -> AthleteFeatures:
         k: (np.concatenate(v) if v else np.empty(0, dtype=np.float64)) for k, v in pooled.items()
     }
     values: dict[str, float] = dict.fromkeys(MODEL_FEATURES, math.nan)
-    for name in (
-        "speed_mps",
-        "cadence_spm",
-        "cadence_resid_spm",
-        "step_length_m",
-        "step_length_resid_m",
-        "gct_ms",
-        "gct_resid_ms",
-        "vo_mm",
-        "vo_resid_mm",
-        "vr_pct",
-        "vr_resid_pct",
-        "kvert_n_m_kg",
-        "kvert_resid_pct",
-        "lss_kn_m",
-        "lss_resid_pct",
-        "form_power_ratio",
-        "balance_left_pct",
-        "hr_bpm",
-    ):
+    for name in ("speed_mps", *_FLAT_MEDIANS, "hr_bpm"):
         values[name] = _nanmedian(pool[name])
     speed = pool["speed_mps"]
     side_sign = 0.0
