@@ -60,6 +60,14 @@ def _byte_table() -> tuple[int, ...]:
 _BYTE_TABLE = _byte_table()  # the same CRC-16/ARC, a byte at a time (~2x faster in Python)
 
 
+def crc16_bytes(data: bytes, crc: int = 0) -> int:
+    """:func:`crc16`, a byte at a time (about 0.1 µs a byte: still for short inputs)."""
+    table = _BYTE_TABLE
+    for byte in data:
+        crc = (crc >> 8) ^ table[(crc ^ byte) & 0xFF]
+    return crc
+
+
 def segments_intact(data: bytes) -> bool:
     """True when every FIT segment's stored CRC matches its header + data.
 
@@ -68,17 +76,13 @@ def segments_intact(data: bytes) -> bool:
     file, to tell a corrupt file (fitdecode's strict check would reject it too) from one the
     fast decoder cannot read.
     """
-    table = _BYTE_TABLE
     offset = 0
     while offset + 12 <= len(data):
         (data_size,) = struct.unpack_from("<I", data, offset + 4)
         end = offset + data[offset] + data_size + 2
         if data_size == 0 or end > len(data):
             return True  # size unknown or truncated: the envelope check speaks to that
-        crc = 0
-        for byte in data[offset:end]:
-            crc = (crc >> 8) ^ table[(crc ^ byte) & 0xFF]
-        if crc != 0:
+        if crc16_bytes(data[offset:end]) != 0:
             return False
         offset = end
     return True

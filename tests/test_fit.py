@@ -237,3 +237,21 @@ def test_zero_header_crc_file_is_read_by_the_fast_path_and_still_verified() -> N
 def test_adapt_leaves_files_with_a_header_crc_alone() -> None:
     assert struct.unpack_from("<H", GOOD, 12)[0] != 0
     assert adapt_zero_header_crc(GOOD) is None
+
+
+# -- device clock not set ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("decoder", ["auto", FALLBACK])
+def test_file_without_a_set_clock_is_dated_alike_and_flagged(decoder: str) -> None:
+    # An FR70 run whose date_time values are seconds since power-on (below 0x10000000).
+    data = (FIT_DIR / "compressed-speed-distance.fit").read_bytes()
+    activity = decode_fit(data, decoder=decoder).items[0].activity
+    assert activity.start_utc.year == 1990  # FIT epoch + seconds since power-on, as fitfast does
+    assert activity.laps[0].start_utc == activity.start_utc
+    assert any("device clock was not set" in w for w in activity.warnings)
+
+
+def test_file_with_a_set_clock_is_not_flagged() -> None:
+    activity = decode_fit(GOOD).items[0].activity
+    assert not any("clock" in w for w in activity.warnings)
