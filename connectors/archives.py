@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
 import tempfile
 import zipfile
@@ -20,8 +21,20 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, cast
 
-from connectors.fit import Hints
 from planner.errors import ArchiveError
+
+
+@dataclass(frozen=True, slots=True)
+class Hints:
+    """What an archive knows about a file that the file does not (e.g. Strava's CSV)."""
+
+    name: str | None = None
+    sport: str | None = None
+
+
+def content_hash(data: bytes) -> str:
+    """A file's identity: the same bytes imported twice are recognised by it."""
+    return hashlib.sha256(data).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,6 @@ error, never silently wrong data. Which decoder read a file is recorded on each 
 
 from __future__ import annotations
 
-import hashlib
 import io
 import math
 import os
@@ -26,6 +25,7 @@ import fitfast
 import numpy as np
 import pandas as pd
 
+from connectors.archives import Hints, content_hash
 from connectors.fitcrc import adapt_zero_header_crc, segments_intact
 from connectors.fitslim import slim
 from planner.errors import FitImportError
@@ -127,18 +127,6 @@ class DecodedFile:
     decoder: str
     items: tuple[ImportedActivity, ...]
     not_activity: str | None = None  # e.g. "settings file": nothing to store
-
-
-@dataclass(frozen=True, slots=True)
-class Hints:
-    """What an archive knows about a file that the file does not (e.g. Strava's CSV)."""
-
-    name: str | None = None
-    sport: str | None = None
-
-
-def content_hash(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def decode_fit(

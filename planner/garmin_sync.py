@@ -26,7 +26,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
-from connectors.fit import Hints, decode_fit
+from connectors.archives import Hints
+from connectors.fit import decode_fit
 from connectors.garmin import ActivitySummary, GarminConnect, GarminUnavailableError, extract_fit
 from planner.errors import (
     AuthError,

@@ -1,10 +1,12 @@
 """Import files into the store: expand paths, skip known files, decode, store each atomically.
 
 Decoding is pure and CPU-bound, so large batches decode in worker processes while the main
-process hashes, stores and reports. At most a few files are in flight at once, so memory does
-not grow with the size of the batch. Each file is stored in its own transaction: an
-interruption loses nothing already stored and a re-run skips it by content hash.
-"""
+process hashes, stores and reports. Workers also pack each stream into the store's BLOB
+format, so for a batch the main process never imports the decoder, numpy or pandas: it starts
+in a tenth of the time and leaves both cores to the workers. At most a few files are in
+flight at once, so memory does not grow with the size of the batch. Each file is stored in
+its own transaction: an interruption loses nothing already stored and a re-run skips it by
+content hash."""
 
 from __future__ import annotations
 
@@ -14,9 +16,17 @@ from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ProcessPo
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from connectors.archives import Limits, Source, Unreadable, Unsupported, expand
-from connectors.fit import DecodedFile, Hints, content_hash, decode_fit
+from connectors.archives import (
+    Hints,
+    Limits,
+    Source,
+    Unreadable,
+    Unsupported,
+    content_hash,
+    expand,
+)
 from planner.errors import StridewiseError
+from planner.records import PackedActivity
 from planner.store import Store
 from planner.workers import POOL_THRESHOLD, pool_context
 
@@ -56,6 +66,16 @@ class ImportSummary:
 
 
 Progress = Callable[[str, int], None]  # (display name, bytes done for this file)
+
+
+@dataclass(frozen=True, slots=True)
+class PackedFile:
+    """One decoded file as it crosses from a decoder process: metadata and packed streams."""
+
+    content_hash: str
+    decoder: str
+    items: tuple[PackedActivity, ...]
+    not_activity: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,12 +174,19 @@ def _reason(exc: BaseException) -> str:
     return text.split(": ", 1)[1] if ": " in text else text
 
 
-def _decode(job: _Job) -> DecodedFile | str:
-    """Decode in whichever process runs this; a failure comes back as its reason."""
+def _decode(job: _Job) -> PackedFile | str:
+    """Decode and pack in whichever process runs this; a failure comes back as its reason."""
+    # Imported here, not at the top: the decoder processes have these preloaded
+    # (planner.workers), and the main process of a batch import never needs them.
+    from connectors.fit import decode_fit
+    from planner.streamcodec import pack
+
     try:
-        return decode_fit(job.data, job.display, job.hints, decoder=job.decoder)
+        decoded = decode_fit(job.data, job.display, job.hints, decoder=job.decoder)
     except StridewiseError as exc:
         return _reason(exc)
+    items = tuple(pack(item) for item in decoded.items)
+    return PackedFile(decoded.content_hash, decoded.decoder, items, decoded.not_activity)
 
 
 def _run_pool(
@@ -171,7 +198,7 @@ def _run_pool(
     progress: Progress | None,
 ) -> None:
     context = pool_context()
-    in_flight: dict[Future[DecodedFile | str], _Job] = {}
+    in_flight: dict[Future[PackedFile | str], _Job] = {}
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         try:
             for job in jobs:
@@ -189,7 +216,7 @@ def _run_pool(
 def _drain(
     store: Store,
     athlete_id: str,
-    in_flight: dict[Future[DecodedFile | str], _Job],
+    in_flight: dict[Future[PackedFile | str], _Job],
     summary: ImportSummary,
     progress: Progress | None,
     until: str,
@@ -204,7 +231,7 @@ def _finish(
     store: Store,
     athlete_id: str,
     job: _Job,
-    decoded: DecodedFile | str,
+    decoded: PackedFile | str,
     summary: ImportSummary,
     progress: Progress | None,
 ) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:  # the import command's main process stores packed streams without pandas
+    import pandas as pd
 
 
 class Source(StrEnum):
@@ -89,6 +90,21 @@ class ImportedActivity:
 
     activity: Activity
     stream: pd.DataFrame
+
+
+@dataclass(frozen=True, slots=True)
+class PackedActivity:
+    """An activity ready to store: its stream already packed into the store's BLOB format.
+
+    Decoder processes pack what they decoded, so the process that writes the database
+    receives a few kilobytes of bytes per run instead of a DataFrame, and needs no dataframe
+    library at all.
+    """
+
+    activity: Activity
+    stream: bytes | None  # None: no per-second data
+    stream_format: str | None
+    n_rows: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,15 +9,12 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import pandas as pd
-
-from planner import streamcodec
 from planner.config import default_db_path
 from planner.errors import ConfigError, NotFoundError
 from planner.migrations import apply_migrations
@@ -27,11 +24,14 @@ from planner.records import (
     Athlete,
     ImportedActivity,
     Lap,
+    PackedActivity,
     Pause,
     Source,
     StoredActivity,
 )
-from planner.schema import empty_stream
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_ATHLETE = "me"
 
@@ -177,9 +177,13 @@ class Store:
         athlete_id: str,
         content_hash: str,
         path: str,
-        items: list[ImportedActivity],
+        items: list[PackedActivity],
     ) -> list[SaveResult]:
-        """Store every activity decoded from one file, and the file's hash, atomically."""
+        """Store every activity decoded from one file, and the file's hash, atomically.
+
+        The streams arrive packed (:func:`planner.streamcodec.pack`, run by the decoder
+        processes), so a batch import never loads pandas in the process that writes.
+        """
         with self.transaction():
             self.ensure_athlete(athlete_id)
             results = [self._save(athlete_id, item, content_hash) for item in items]
@@ -194,9 +198,12 @@ class Store:
 
     def save_activity(self, athlete_id: str, item: ImportedActivity) -> SaveResult:
         """Store one activity (from a sync) in its own transaction."""
+        from planner.streamcodec import pack  # pandas and pyarrow: only when a frame is here
+
+        packed = pack(item)
         with self.transaction():
             self.ensure_athlete(athlete_id)
-            return self._save(athlete_id, item, None)
+            return self._save(athlete_id, packed, None)
 
     def find_source_ref(self, athlete_id: str, source: Source, source_ref: str) -> int | None:
         """The stored activity a (source, ref) was saved as or recognised as, if any."""
@@ -245,9 +252,7 @@ class Store:
                 return row
         return None
 
-    def _save(
-        self, athlete_id: str, item: ImportedActivity, content_hash: str | None
-    ) -> SaveResult:
+    def _save(self, athlete_id: str, item: PackedActivity, content_hash: str | None) -> SaveResult:
         activity = item.activity
         known = self.find_source_ref(athlete_id, activity.source, activity.source_ref)
         if known is not None:
@@ -279,15 +284,10 @@ class Store:
             self.db.execute("DELETE FROM streams WHERE activity_id = ?", (activity_id,))
             outcome = "replaced"
         self._alias(athlete_id, activity, activity_id)
-        if len(item.stream.index):
+        if item.stream is not None:
             self.db.execute(
                 "INSERT INTO streams (activity_id, format, n_rows, data) VALUES (?, ?, ?, ?)",
-                (
-                    activity_id,
-                    streamcodec.FORMAT,
-                    len(item.stream),
-                    streamcodec.encode(item.stream),
-                ),
+                (activity_id, item.stream_format, item.n_rows, item.stream),
             )
         return SaveResult(outcome, activity_id)
 
@@ -336,6 +336,9 @@ class Store:
 
     def load_stream(self, activity_id: int, columns: list[str] | None = None) -> pd.DataFrame:
         """The validated per-second frame of an activity (empty when it has none)."""
+        from planner import streamcodec
+        from planner.schema import empty_stream
+
         row = self.db.execute(
             "SELECT format, data FROM streams WHERE activity_id = ?", (activity_id,)
         ).fetchone()
@@ -421,6 +424,12 @@ def _json_default(value: object) -> str:
     raise TypeError(f"cannot store {type(value).__name__} as JSON")
 
 
+def _flat(record: Lap | Pause) -> dict[str, object]:
+    # dataclasses.asdict deep-copies every value; laps hold only scalars, so a shallow read
+    # gives the same dict for a fraction of the cost (a long run has dozens of laps).
+    return {f.name: getattr(record, f.name) for f in fields(record)}
+
+
 def _activity_values(a: Activity) -> tuple[object, ...]:
     def dump(value: object) -> str:
         return json.dumps(value, default=_json_default, sort_keys=True)
@@ -437,8 +446,8 @@ def _activity_values(a: Activity) -> tuple[object, ...]:
         a.name,
         a.device,
         dump(list(a.sensors)),
-        dump([asdict(lap) for lap in a.laps]),
-        dump([asdict(p) for p in a.pauses]),
+        dump([_flat(lap) for lap in a.laps]),
+        dump([_flat(p) for p in a.pauses]),
         a.height_m,
         a.weight_kg,
         a.sex,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow as pa
 
+from planner.records import ImportedActivity, PackedActivity
 from planner.schema import INDEX_NAME
 
 FORMAT = "arrow-ipc-zstd-v1"
@@ -24,6 +25,13 @@ def encode(frame: pd.DataFrame) -> bytes:
     with pa.ipc.new_stream(sink, table.schema, options=_WRITE_OPTIONS) as writer:
         writer.write_table(table)
     return bytes(sink.getvalue().to_pybytes())
+
+
+def pack(item: ImportedActivity) -> PackedActivity:
+    """The activity with its stream encoded for the store (no stream: ``None``)."""
+    if not len(item.stream.index):
+        return PackedActivity(item.activity, None, None)
+    return PackedActivity(item.activity, encode(item.stream), FORMAT, len(item.stream))
 
 
 def decode(blob: bytes, columns: list[str] | None = None) -> pd.DataFrame:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
 import sqlite3
+import subprocess
+import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +19,7 @@ from connectors.archives import Limits, Source, Unreadable, Unsupported, expand
 from planner.ingest import run_import
 from planner.schema import Col
 from planner.store import Store
+from planner.streamcodec import pack
 from tests.conftest import BAD_DIR, FIT_DIR, CliResult
 
 Run = Callable[..., CliResult]
@@ -172,7 +176,7 @@ def test_richer_copy_wins_across_sources(tmp_path: Path) -> None:
     with Store(tmp_path / "db.sqlite") as store:
         first = store.save_activity("me", poorer)
         assert first.outcome == "imported"
-        second = store.save_file_import("me", decoded.content_hash, "x.fit", [fit_copy])[0]
+        second = store.save_file_import("me", decoded.content_hash, "x.fit", [pack(fit_copy)])[0]
         assert second.outcome == "replaced"
         assert second.activity_id == first.activity_id
         stored = store.get_activity(first.activity_id)
@@ -306,3 +310,30 @@ def test_usage_error_exits_2(run_cli: Run) -> None:
     result = run_cli("import")
     assert result.code == 2
     assert "Traceback" not in result.err
+
+
+def test_batch_import_stores_from_a_process_without_pandas(tmp_path: Path) -> None:
+    """Workers decode and pack; the process that writes the database stays light.
+
+    Start-up of the CLI process is on the critical path of every batch import: it must not
+    load numpy, pandas or pyarrow (half a second of the ~1.7 s the corpus takes).
+    """
+    script = (
+        "import sys, json, cli\n"
+        "try:\n"
+        "    cli.main(['import', '--json', sys.argv[1]])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = sorted(m for m in ('numpy', 'pandas', 'pyarrow', 'fitfast') if m in sys.modules)\n"
+        "print(json.dumps(heavy), file=sys.stderr)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(FIT_DIR)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    summary = json.loads(proc.stdout)
+    assert summary["imported"] >= 8  # the batch really ran through the decoder processes
+    assert json.loads(proc.stderr.strip().splitlines()[-1]) == []
