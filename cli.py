@@ -879,7 +879,7 @@ def analyze(
         return
     data = analysis.data
     click.echo(
-        f"{analysis.athlete_id}: {data['runs']} runs analysed,"
+        f"{analysis.athlete_id}: {data['runs']} run{'' if data['runs'] == 1 else 's'} analysed,"
         f" {analysis.runs_used} with steady running (model {analysis.model_version})"
     )
     for est in analysis.limiters:

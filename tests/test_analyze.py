@@ -288,6 +288,7 @@ def test_analyze_text_and_plots(run_cli: Callable[..., Any], tmp_path: Path) -> 
     run_cli("import", FIT_DIR / "Fenix3-Run-1321421020.fit")
     result = run_cli("analyze", "--plots", tmp_path / "plots")
     assert result.code == 0, result.err
+    assert result.out.startswith("me: 1 run analysed, 1 with steady running")
     assert "GCT balance" in result.out
     assert "Probabilities with evidence, not diagnoses" in result.out
     written = sorted(p.name for p in (tmp_path / "plots").iterdir())
