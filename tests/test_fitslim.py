@@ -9,6 +9,8 @@ from typing import Any
 
 import fitfast
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connectors.fit import FALLBACK, decode_fit
 from connectors.fitcrc import adapt_zero_header_crc, crc16
@@ -120,3 +122,20 @@ def test_fast_path_metadata_equals_fitdecode(name: str) -> None:
 
 def _comparable(activity: Any) -> Any:
     return replace(activity, decoder="", warnings=())
+
+
+# Any change to one byte after the header must be caught: CRC-16 detects every error burst of
+# up to 16 bits, so whichever path reads the file (slim copy + whole-file check, whole-file
+# parse, fitdecode fallback), a changed byte ends in a one-line error, never in data.
+@pytest.mark.parametrize(
+    "name", ["garmin-fenix-5-run.fit", "garmin-fenix-5-bike.fit", "sample_mulitple_header.fit"]
+)
+@settings(max_examples=40, deadline=None)
+@given(where=st.floats(0.0, 1.0, exclude_max=True), xor=st.integers(1, 255))
+def test_any_changed_byte_is_an_error_not_data(name: str, where: float, xor: int) -> None:
+    data = bytearray((FIT_DIR / name).read_bytes())
+    position = 14 + int(where * (len(data) - 14))
+    data[position] ^= xor
+    with pytest.raises(FitImportError) as info:
+        decode_fit(bytes(data), name)
+    assert "\n" not in str(info.value)
