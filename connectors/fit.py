@@ -11,19 +11,20 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
 import struct
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
 import fitdecode
 import fitfast
 import numpy as np
-import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
 
 from connectors.archives import Hints, content_hash
 from connectors.fitcrc import adapt_zero_header_crc, segments_intact
@@ -31,13 +32,13 @@ from connectors.fitslim import slim
 from planner.errors import FitImportError
 from planner.records import Activity, ImportedActivity, Lap, Pause, Source
 from planner.schema import (
-    INDEX_NAME,
     Col,
-    clip_implausible,
+    StreamColumns,
+    clip_values,
     dev_column,
-    empty_stream,
+    empty_columns,
     present_dynamics,
-    validate_stream,
+    validate_columns,
 )
 
 FAST = "fitfast"
@@ -107,6 +108,9 @@ _GRADE_WINDOW = 10
 _GRADE_MIN_DIST_M = 10.0
 _GRADE_LIMIT_PCT = 45.0
 
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
 
 @dataclass(slots=True)
 class RawFit:
@@ -121,12 +125,17 @@ class RawFit:
 
 @dataclass(frozen=True, slots=True)
 class DecodedFile:
-    """The outcome of decoding one FIT file."""
+    """The outcome of decoding one FIT file: activities with their streams as numpy columns."""
 
     content_hash: str
     decoder: str
-    items: tuple[ImportedActivity, ...]
+    activities: tuple[tuple[Activity, StreamColumns], ...]
     not_activity: str | None = None  # e.g. "settings file": nothing to store
+
+    @property
+    def items(self) -> tuple[ImportedActivity, ...]:
+        """The activities with their streams as validated frames (this loads pandas)."""
+        return tuple(ImportedActivity(a, stream.to_frame()) for a, stream in self.activities)
 
 
 def decode_fit(
@@ -229,7 +238,8 @@ def _read_fast(data: bytes, hints: Hints, *, full: bool = False) -> RawFit:
             # it belongs in the reason for this file, not on the user's terminal.
             note = captured().strip().splitlines()
             if note and not isinstance(exc, KeyboardInterrupt | SystemExit):
-                exc.add_note(note[0])
+                # The thread number changes from run to run; the reason should not.
+                exc.add_note(_THREAD_NUMBER.sub("", note[0]))
             raise
     dev_units = {
         str(d["field_name"]): str(d.get("units") or "")
@@ -285,6 +295,7 @@ def _time_and_distance(messages: list[dict[str | int, Any]]) -> dict[str, np.nda
     }
 
 
+_THREAD_NUMBER = re.compile(r" \(\d+\)(?= panicked)")
 _scratch: IO[bytes] | None = None  # one per process, reused: a temp file per call costs ~1 ms
 
 
@@ -439,12 +450,12 @@ def _message_dict(frame: Any) -> dict[str | int, Any]:
 
 def build_stream(
     records: Mapping[str, np.ndarray], dev_units: Mapping[str, str]
-) -> tuple[pd.DataFrame, list[str]]:
-    """Canonical, validated stream frame from raw record columns (pure)."""
+) -> tuple[StreamColumns, list[str]]:
+    """Canonical, validated stream columns from raw record columns (pure)."""
     notes: list[str] = []
     ts = records.get("timestamp")
     if ts is None or not len(ts):
-        return empty_stream(), notes
+        return empty_columns(), notes
     data: dict[str, np.ndarray] = {}
     for name, col in _NATIVE.items():
         if name in records:
@@ -469,26 +480,30 @@ def build_stream(
             data[target.value] = records[name] * scale
         else:
             data.setdefault(dev_column(name), records[name])
-    frame = pd.DataFrame(
-        {k: np.asarray(v, dtype=np.float64) for k, v in data.items()},
-        index=pd.DatetimeIndex(pd.to_datetime(ts, unit="s", utc=True), name=INDEX_NAME),
-    )
-    frame = frame[frame.index.notna()]
-    if not frame.index.is_monotonic_increasing:
-        frame = frame.sort_index(kind="stable")
-    duplicated = frame.index.duplicated(keep="first")
-    if duplicated.any():
-        notes.append(f"{int(duplicated.sum())} records with a repeated timestamp dropped")
-        frame = frame[~duplicated]
-    frame = frame.dropna(axis=1, how="all")
-    if Col.ALTITUDE_M.value in frame and Col.DISTANCE_M.value in frame:
-        frame[Col.GRADE_PCT.value] = derive_grade_pct(
-            frame[Col.DISTANCE_M.value].to_numpy(), frame[Col.ALTITUDE_M.value].to_numpy()
+    # One row per timestamped record, in time order; of repeated timestamps the first wins.
+    seconds = np.asarray(ts, dtype=np.float64)
+    rows = np.flatnonzero(~np.isnan(seconds))
+    time_us = np.round(seconds[rows] * 1e6).astype(np.int64)
+    if len(time_us) > 1 and (time_us[1:] < time_us[:-1]).any():
+        order = np.argsort(time_us, kind="stable")
+        rows, time_us = rows[order], time_us[order]
+    repeated = np.zeros(len(time_us), dtype=bool)
+    repeated[1:] = time_us[1:] == time_us[:-1]
+    if repeated.any():
+        notes.append(f"{int(repeated.sum())} records with a repeated timestamp dropped")
+        rows, time_us = rows[~repeated], time_us[~repeated]
+    values = {}
+    for name, column in data.items():
+        kept = np.asarray(column, dtype=np.float64)[rows]
+        if not np.isnan(kept).all():  # a field the device declared but never filled
+            values[name] = kept
+    if Col.ALTITUDE_M.value in values and Col.DISTANCE_M.value in values:
+        values[Col.GRADE_PCT.value] = derive_grade_pct(
+            values[Col.DISTANCE_M.value], values[Col.ALTITUDE_M.value]
         )
-    frame, dropped = clip_implausible(frame)
-    for column, count in dropped.items():
-        notes.append(f"{count} implausible {column} values set to missing")
-    return validate_stream(frame), notes
+    for name, count in clip_values(values).items():
+        notes.append(f"{count} implausible {name} values set to missing")
+    return validate_columns(StreamColumns(time_us, values)), notes
 
 
 def derive_grade_pct(distance_m: np.ndarray, altitude_m: np.ndarray) -> np.ndarray:
@@ -498,13 +513,23 @@ def derive_grade_pct(distance_m: np.ndarray, altitude_m: np.ndarray) -> np.ndarr
     half = _GRADE_WINDOW // 2
     if n <= 2 * half:
         return grade
-    alt = pd.Series(altitude_m).rolling(5, center=True, min_periods=1).median().to_numpy()
+    alt = _centred_median(altitude_m, 5)
     d_dist = distance_m[2 * half :] - distance_m[: -2 * half]
     d_alt = alt[2 * half :] - alt[: -2 * half]
     with np.errstate(invalid="ignore", divide="ignore"):
         inner = np.where(d_dist >= _GRADE_MIN_DIST_M, 100.0 * d_alt / d_dist, np.nan)
     grade[half : n - half] = np.clip(inner, -_GRADE_LIMIT_PCT, _GRADE_LIMIT_PCT)
     return grade
+
+
+def _centred_median(values: np.ndarray, window: int) -> np.ndarray:
+    """Median of each centred window, ignoring NaN, shorter at the ends (pandas'
+    ``rolling(window, center=True, min_periods=1).median()``, tested equal)."""
+    half = window // 2
+    padded = np.pad(np.asarray(values, dtype=np.float64), half, constant_values=np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN window is NaN, as wanted
+        return np.nanmedian(sliding_window_view(padded, window), axis=1)
 
 
 def _first(records: Mapping[str, np.ndarray], *names: str) -> np.ndarray | None:
@@ -617,7 +642,7 @@ def _sessions(raw: RawFit) -> list[dict[str | int, Any]]:
 
 def _activities(
     raw: RawFit, digest: str, hints: Hints
-) -> tuple[list[ImportedActivity], str | None]:
+) -> tuple[list[tuple[Activity, StreamColumns]], str | None]:
     sessions = _sessions(raw)
     if not sessions:
         kinds = {str(m.get("type")) for m in raw.messages.get("file_id", []) if m.get("type")}
@@ -630,7 +655,7 @@ def _activities(
     device = _device(raw.messages)
     sensors = _sensors(raw.messages)
     pauses = _pauses(raw.messages)
-    full_stream: pd.DataFrame | None = None
+    full_stream: StreamColumns | None = None
     stream_notes: list[str] = []
     items = []
     for index, session in enumerate(sessions):
@@ -641,14 +666,13 @@ def _activities(
         sport = _name(session.get("sport")) or "generic"
         if hints.sport and len(sessions) == 1 and sport == "generic":
             sport = hints.sport
-        stream = empty_stream()
+        stream = empty_columns()
         if sport == "running":
             if full_stream is None:
                 full_stream, stream_notes = build_stream(raw.records, raw.dev_units)
             # Inclusive of the session's last second; multisport legs are cut apart here.
-            lo = pd.Timestamp(start)
-            hi = pd.Timestamp(end, unit="s", tz="UTC")
-            stream = full_stream.loc[(full_stream.index >= lo) & (full_stream.index <= hi)]
+            first_us = (start - _UNIX_EPOCH) // _MICROSECOND
+            stream = full_stream.between(first_us, first_us + round(elapsed * 1e6))
         laps = tuple(
             Lap(
                 start_utc=lap_start,
@@ -687,7 +711,7 @@ def _activities(
             dynamics=tuple(present_dynamics(stream)),
             n_samples=len(stream),
         )
-        items.append(ImportedActivity(activity, stream))
+        items.append((activity, stream))
     return items, None
 
 

@@ -179,13 +179,13 @@ def _decode(job: _Job) -> PackedFile | str:
     # Imported here, not at the top: the decoder processes have these preloaded
     # (planner.workers), and the main process of a batch import never needs them.
     from connectors.fit import decode_fit
-    from planner.streamcodec import pack
+    from planner.streamcodec import pack_columns
 
     try:
         decoded = decode_fit(job.data, job.display, job.hints, decoder=job.decoder)
     except StridewiseError as exc:
         return _reason(exc)
-    items = tuple(pack(item) for item in decoded.items)
+    items = tuple(pack_columns(activity, stream) for activity, stream in decoded.activities)
     return PackedFile(decoded.content_hash, decoded.decoder, items, decoded.not_activity)
 
 

@@ -2,19 +2,28 @@
 
 A stream frame has a UTC ``DatetimeIndex`` named ``time`` (strictly increasing, one row per
 recorded sample — usually one second, irregular under "smart recording") and float64 columns
-whose names carry their units. Every importer (FIT, Strava, Garmin) calls
-:func:`validate_stream` once at the end; feature code may then assume valid input.
+whose names carry their units. Every importer (FIT, Strava, Garmin) validates once at the end
+(:func:`validate_stream`, or :func:`validate_columns` for the same stream as numpy columns);
+feature code may then assume valid input.
+
+The FIT decoder builds :class:`StreamColumns` and never a DataFrame, so an import need not load
+pandas (half a second of start-up); :meth:`StreamColumns.to_frame` gives the frame.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from planner.errors import StreamValidationError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class Col(StrEnum):
@@ -102,6 +111,7 @@ PLAUSIBLE: dict[Col, tuple[float, float]] = {
 
 INDEX_NAME = "time"
 _CANONICAL = frozenset(c.value for c in Col)
+_BOUNDS = {c.value: bounds for c, bounds in PLAUSIBLE.items()}
 _ORDER = {c.value: i for i, c in enumerate(Col)}
 
 
@@ -111,27 +121,91 @@ def dev_column(name: str) -> str:
     return DEV_PREFIX + (slug or "field")
 
 
+@dataclass(frozen=True, slots=True)
+class StreamColumns:
+    """A stream as numpy columns: ``time_us`` (int64 µs since the Unix epoch, UTC) and float64
+    ``values`` by canonical name. Same content as a stream frame, without pandas."""
+
+    time_us: np.ndarray
+    values: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.time_us)
+
+    def between(self, first_us: int, last_us: int) -> StreamColumns:
+        """The samples from ``first_us`` to ``last_us``, both inclusive (time is sorted)."""
+        lo = int(np.searchsorted(self.time_us, first_us, side="left"))
+        hi = int(np.searchsorted(self.time_us, last_us, side="right"))
+        return StreamColumns(self.time_us[lo:hi], {k: v[lo:hi] for k, v in self.values.items()})
+
+    def to_frame(self) -> pd.DataFrame:
+        import pandas as pd  # only callers that want a frame pay for pandas
+
+        index = pd.DatetimeIndex(self.time_us.astype("datetime64[us]"), name=INDEX_NAME)
+        return pd.DataFrame(self.values, index=index.tz_localize("UTC"))
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> StreamColumns:
+        time_us = frame.index.to_numpy(dtype="datetime64[us]").view(np.int64)
+        values = {str(c): frame[c].to_numpy(dtype=np.float64) for c in frame.columns}
+        return cls(time_us, values)
+
+
+def empty_columns() -> StreamColumns:
+    return StreamColumns(np.empty(0, dtype=np.int64), {})
+
+
 def empty_stream() -> pd.DataFrame:
     """A valid stream frame with no rows and no columns (metadata-only activities)."""
+    import pandas as pd
+
     index = pd.DatetimeIndex([], tz="UTC", name=INDEX_NAME).as_unit("ns")
     return pd.DataFrame(index=index)
 
 
-def clip_implausible(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Set values outside :data:`PLAUSIBLE` to NaN; return the frame and counts per column."""
+def clip_values(values: dict[str, np.ndarray]) -> dict[str, int]:
+    """Set values outside :data:`PLAUSIBLE` to NaN, in place; return counts per column."""
     dropped: dict[str, int] = {}
     for col, (low, high) in PLAUSIBLE.items():
-        if col.value not in frame.columns:
+        column = values.get(col.value)
+        if column is None:
             continue
-        values = frame[col.value].to_numpy()
-        bad = ~np.isnan(values) & ((values < low) | (values > high))
+        bad = ~np.isnan(column) & ((column < low) | (column > high))
         n_bad = int(bad.sum())
         if n_bad:
-            values = values.copy()
-            values[bad] = np.nan
-            frame[col.value] = values
+            column = column.copy()
+            column[bad] = np.nan
+            values[col.value] = column
             dropped[col.value] = n_bad
+    return dropped
+
+
+def clip_implausible(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Set values outside :data:`PLAUSIBLE` to NaN; return the frame and counts per column."""
+    values = {c.value: frame[c.value].to_numpy() for c in PLAUSIBLE if c.value in frame.columns}
+    dropped = clip_values(values)
+    for name in dropped:
+        frame[name] = values[name]
     return frame, dropped
+
+
+def validate_columns(stream: StreamColumns) -> StreamColumns:
+    """:func:`validate_stream` for numpy columns; returns them in canonical order."""
+    time_us = stream.time_us
+    if time_us.dtype != np.int64:
+        raise StreamValidationError("stream times must be int64 microseconds")
+    if len(time_us) > 1 and not (time_us[1:] > time_us[:-1]).all():
+        raise StreamValidationError("stream timestamps must be strictly increasing")
+    for name, values in stream.values.items():
+        if len(values) != len(time_us):
+            raise StreamValidationError(
+                f"column {name!r} has {len(values)} rows, not {len(time_us)}"
+            )
+    _check_columns(stream.values.items())
+    ordered = _canonical_order(stream.values)
+    if ordered == list(stream.values):
+        return stream
+    return StreamColumns(time_us, {name: stream.values[name] for name in ordered})
 
 
 def validate_stream(frame: pd.DataFrame) -> pd.DataFrame:
@@ -143,6 +217,8 @@ def validate_stream(frame: pd.DataFrame) -> pd.DataFrame:
         On a wrong index (not UTC, not strictly increasing), an unknown column name, a
         non-float64 column, or a value outside its plausible range.
     """
+    import pandas as pd
+
     index = frame.index
     if not isinstance(index, pd.DatetimeIndex) or index.tz is None:
         raise StreamValidationError("stream index must be a timezone-aware DatetimeIndex")
@@ -153,28 +229,39 @@ def validate_stream(frame: pd.DataFrame) -> pd.DataFrame:
     if len(index) > 1 and not (index[1:] > index[:-1]).all():
         raise StreamValidationError("stream timestamps must be strictly increasing")
     for name in frame.columns:
-        if name not in _CANONICAL and not _DEV_NAME.match(str(name)):
-            raise StreamValidationError(f"unknown stream column {name!r}")
         if frame[name].dtype != np.float64:
             raise StreamValidationError(f"column {name!r} must be float64, not {frame[name].dtype}")
-    for col, (low, high) in PLAUSIBLE.items():
-        if col.value in frame.columns:
-            values = frame[col.value].to_numpy()
-            finite = values[~np.isnan(values)]
-            if finite.size and (finite.min() < low or finite.max() > high):
-                raise StreamValidationError(
-                    f"column {col.value!r} has values outside [{low}, {high}]"
-                )
-    ordered = sorted(frame.columns, key=lambda c: (_ORDER.get(str(c), len(_ORDER)), str(c)))
+    _check_columns((str(name), frame[name].to_numpy()) for name in frame.columns)
+    ordered = _canonical_order(frame.columns)
     if list(frame.columns) != ordered:
         frame = frame[ordered]
     return frame
 
 
-def present_dynamics(frame: pd.DataFrame) -> list[str]:
+def _check_columns(columns: Iterable[tuple[str, np.ndarray]]) -> None:
+    for name, values in columns:
+        if name not in _CANONICAL and not _DEV_NAME.match(name):
+            raise StreamValidationError(f"unknown stream column {name!r}")
+        if values.dtype != np.float64:
+            raise StreamValidationError(f"column {name!r} must be float64, not {values.dtype}")
+        bounds = _BOUNDS.get(name)
+        if bounds is not None:
+            finite = values[~np.isnan(values)]
+            if finite.size and (finite.min() < bounds[0] or finite.max() > bounds[1]):
+                raise StreamValidationError(
+                    f"column {name!r} has values outside [{bounds[0]}, {bounds[1]}]"
+                )
+
+
+def _canonical_order(names: Iterable[object]) -> list[str]:
+    return sorted((str(n) for n in names), key=lambda c: (_ORDER.get(c, len(_ORDER)), c))
+
+
+def present_dynamics(stream: pd.DataFrame | StreamColumns) -> list[str]:
     """Running-dynamics and Stryd columns that hold at least one value."""
+    columns = stream.values if isinstance(stream, StreamColumns) else stream
     return [
         c.value
         for c in (*RUNNING_DYNAMICS, *STRYD)
-        if c.value in frame.columns and bool(frame[c.value].notna().any())
+        if c.value in columns and not np.isnan(np.asarray(columns[c.value], np.float64)).all()
     ]

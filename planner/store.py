@@ -345,7 +345,7 @@ class Store:
         if row is None:
             self.get_activity(activity_id)  # raises NotFoundError for an unknown id
             return empty_stream()
-        if row["format"] != streamcodec.FORMAT:
+        if row["format"] not in streamcodec.READABLE:
             raise ConfigError(f"activity {activity_id}: unknown stream format {row['format']!r}")
         return streamcodec.decode(row["data"], columns)
 

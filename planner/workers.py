@@ -1,8 +1,9 @@
-"""Decoder worker processes, kept free of heavy imports so they can be started early.
+"""Decoder worker processes, started before anything heavy is imported.
 
-The import command starts the forkserver before it imports pandas and friends itself: the
-server preloads the decoder on the other core while this process loads, so the first worker
-is ready by the time the first file is.
+The import command starts the forkserver first thing: the server preloads the decoder (numpy,
+pyarrow, fitfast; never pandas) on the other core while the CLI process expands paths and
+hashes files, so the first worker is ready soon after the first file is. Workers fork from the
+server and inherit the loaded decoder instead of importing it each.
 """
 
 from __future__ import annotations

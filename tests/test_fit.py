@@ -12,10 +12,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connectors.fit import FALLBACK, FAST, build_stream, decode_fit, derive_grade_pct, raw_columns
+from connectors.fit import (
+    FALLBACK,
+    FAST,
+    _centred_median,
+    build_stream,
+    decode_fit,
+    derive_grade_pct,
+    raw_columns,
+)
 from connectors.fitcrc import adapt_zero_header_crc, crc16, shift_through_zeros
 from planner.errors import FitImportError
-from planner.schema import Col, validate_stream
+from planner.schema import Col, StreamColumns, validate_stream
 from tests.conftest import BAD_DIR, FIT_DIR
 
 INDEX: list[dict[str, Any]] = tomllib.loads((FIT_DIR / "index.toml").read_text())["file"]
@@ -118,7 +126,8 @@ def test_stryd_developer_fields_are_named_and_unit_normalised() -> None:
         "Cadence": "RPM",
         "Some CIQ Field": "x",
     }
-    frame, _ = build_stream(raw, units)
+    stream, _ = build_stream(raw, units)
+    frame = stream.to_frame()
     assert frame[Col.STRYD_VERTICAL_OSCILLATION_MM.value].tolist() == [75.0, 80.0]
     assert frame[Col.STRYD_GCT_MS.value].tolist() == [250.0, 252.0]
     assert frame[Col.STRYD_CADENCE_SPM.value].tolist() == [170.0, 172.0]
@@ -137,9 +146,31 @@ def test_implausible_values_become_missing_with_a_warning() -> None:
         "timestamp": np.array([1.5e9, 1.5e9 + 1, 1.5e9 + 2]),
         "stance_time": np.array([250.0, 5000.0, 260.0]),
     }
-    frame, notes = build_stream(raw, {})
-    assert np.isnan(frame[Col.GCT_MS.value].iloc[1])
+    stream, notes = build_stream(raw, {})
+    assert np.isnan(stream.values[Col.GCT_MS.value][1])
     assert any("implausible gct_ms" in n for n in notes)
+
+
+def test_records_are_put_in_time_order_and_repeats_dropped() -> None:
+    raw = {
+        "timestamp": np.array([1.5e9 + 2, 1.5e9, np.nan, 1.5e9 + 1, 1.5e9 + 1]),
+        "heart_rate": np.array([152.0, 150.0, 199.0, 151.0, 160.0]),
+        "power": np.full(5, np.nan),  # declared, never filled: no column
+    }
+    stream, notes = build_stream(raw, {})
+    assert stream.time_us.tolist() == [1_500_000_000_000_000 + s * 1_000_000 for s in range(3)]
+    assert stream.values[Col.HEART_RATE_BPM.value].tolist() == [150.0, 151.0, 152.0]
+    assert list(stream.values) == [Col.HEART_RATE_BPM.value]
+    assert notes == ["1 records with a repeated timestamp dropped"]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 6, 50, 400])
+def test_altitude_smoothing_equals_pandas_rolling_median(n: int) -> None:
+    rng = np.random.default_rng(n)
+    altitude = rng.normal(100.0, 3.0, n)
+    altitude[rng.random(n) < 0.3] = np.nan
+    expected = pd.Series(altitude).rolling(5, center=True, min_periods=1).median().to_numpy()
+    np.testing.assert_array_equal(_centred_median(altitude, 5), expected)
 
 
 def test_grade_from_distance_and_altitude() -> None:
@@ -255,3 +286,16 @@ def test_file_without_a_set_clock_is_dated_alike_and_flagged(decoder: str) -> No
 def test_file_with_a_set_clock_is_not_flagged() -> None:
     activity = decode_fit(GOOD).items[0].activity
     assert not any("clock" in w for w in activity.warnings)
+
+
+def test_stream_columns_slice_inclusively_and_round_trip_through_a_frame() -> None:
+    seconds = 1.5e9 + np.arange(10.0)
+    stream, _ = build_stream({"timestamp": seconds, "heart_rate": 100.0 + np.arange(10.0)}, {})
+    part = stream.between(int(stream.time_us[2]), int(stream.time_us[5]))
+    assert part.values[Col.HEART_RATE_BPM.value].tolist() == [102.0, 103.0, 104.0, 105.0]
+    frame = part.to_frame()
+    assert str(frame.index.dtype) == "datetime64[us, UTC]"
+    validate_stream(frame)
+    again = StreamColumns.from_frame(frame)
+    assert again.time_us.tolist() == part.time_us.tolist()
+    pd.testing.assert_frame_equal(again.to_frame(), frame)

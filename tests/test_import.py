@@ -12,10 +12,14 @@ import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.ipc
 
 from connectors.archives import Limits, Source, Unreadable, Unsupported, expand
+from connectors.fit import decode_fit
 from planner.ingest import run_import
 from planner.schema import Col
 from planner.store import Store
@@ -312,28 +316,57 @@ def test_usage_error_exits_2(run_cli: Run) -> None:
     assert "Traceback" not in result.err
 
 
-def test_batch_import_stores_from_a_process_without_pandas(tmp_path: Path) -> None:
-    """Workers decode and pack; the process that writes the database stays light.
-
-    Start-up of the CLI process is on the critical path of every batch import: it must not
-    load numpy, pandas or pyarrow (half a second of the ~1.7 s the corpus takes).
-    """
+def _modules_loaded_by_import(*paths: Path) -> tuple[dict[str, Any], list[str]]:
+    """Run the real CLI's import in a fresh interpreter: its JSON summary, heavy modules."""
     script = (
         "import sys, json, cli\n"
         "try:\n"
-        "    cli.main(['import', '--json', sys.argv[1]])\n"
+        "    cli.main(['import', '--json', *sys.argv[1:]])\n"
         "except SystemExit:\n"
         "    pass\n"
         "heavy = sorted(m for m in ('numpy', 'pandas', 'pyarrow', 'fitfast') if m in sys.modules)\n"
         "print(json.dumps(heavy), file=sys.stderr)\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", script, str(FIT_DIR)],
+        [sys.executable, "-c", script, *map(str, paths)],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
-    summary = json.loads(proc.stdout)
+    return json.loads(proc.stdout), json.loads(proc.stderr.strip().splitlines()[-1])
+
+
+def test_batch_import_stores_from_a_process_without_pandas() -> None:
+    """Workers decode and pack; the process that writes the database stays light.
+
+    Start-up of the CLI process is on the critical path of every batch import: it must not
+    load numpy, pyarrow or the decoder, let alone pandas.
+    """
+    summary, heavy = _modules_loaded_by_import(FIT_DIR)
     assert summary["imported"] >= 8  # the batch really ran through the decoder processes
-    assert json.loads(proc.stderr.strip().splitlines()[-1]) == []
+    assert heavy == []
+
+
+def test_importing_one_file_never_loads_pandas() -> None:
+    """Decode, validate and pack in numpy and pyarrow: pandas alone costs ~0.4 s to load."""
+    summary, heavy = _modules_loaded_by_import(FIT_DIR / "Fenix3-Run-1321421020.fit")
+    assert summary["imported"] == 1
+    assert heavy == ["fitfast", "numpy", "pyarrow"]
+
+
+def test_streams_stored_by_format_v1_are_still_read(tmp_path: Path) -> None:
+    """v1 blobs (pandas index metadata, written before 0.1.0's numpy packing) stay readable."""
+    frame = decode_fit((FIT_DIR / "garmin-fenix-5-run.fit").read_bytes()).items[0].stream
+    table = pa.Table.from_pandas(frame, preserve_index=True)  # how v1 was written
+    sink = pa.BufferOutputStream()
+    options = pa.ipc.IpcWriteOptions(compression="zstd")
+    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
+        writer.write_table(table)
+    v1 = sink.getvalue().to_pybytes()
+    with Store(tmp_path / "db.sqlite") as store:
+        run_import(store, expand([FIT_DIR / "garmin-fenix-5-run.fit"]), "me")
+        store.db.execute("UPDATE streams SET format = 'arrow-ipc-zstd-v1', data = ?", (v1,))
+        store.db.commit()
+        (activity_id,) = store.db.execute("SELECT activity_id FROM streams").fetchone()
+        pd.testing.assert_frame_equal(store.load_stream(activity_id), frame)
