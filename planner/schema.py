@@ -121,7 +121,7 @@ def dev_column(name: str) -> str:
     return DEV_PREFIX + (slug or "field")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # arrays have no truth value: compare by identity
 class StreamColumns:
     """A stream as numpy columns: ``time_us`` (int64 µs since the Unix epoch, UTC) and float64
     ``values`` by canonical name. Same content as a stream frame, without pandas."""
