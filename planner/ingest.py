@@ -2,11 +2,11 @@
 
 Decoding is pure and CPU-bound, so large batches decode in worker processes while the main
 process hashes, stores and reports. Workers also pack each stream into the store's BLOB
-format, so for a batch the main process never imports the decoder, numpy or pandas: it starts
-in a tenth of the time and leaves both cores to the workers. At most a few files are in
-flight at once, so memory does not grow with the size of the batch. Each file is stored in
-its own transaction: an interruption loses nothing already stored and a re-run skips it by
-content hash."""
+format, so for a batch the main process never imports the decoder, numpy or pyarrow and
+leaves both cores to the workers. At most a few files are in flight at once, so memory does
+not grow with the size of the batch. Each file is stored in its own transaction: an
+interruption loses nothing already stored and a re-run skips it by content hash.
+"""
 
 from __future__ import annotations
 

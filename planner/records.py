@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # the import command's main process stores packed streams without pandas
+if TYPE_CHECKING:  # imports never load pandas: frames are built only where they are wanted
     import pandas as pd
 
 
@@ -97,8 +97,7 @@ class PackedActivity:
     """An activity ready to store: its stream already packed into the store's BLOB format.
 
     Decoder processes pack what they decoded, so the process that writes the database
-    receives a few kilobytes of bytes per run instead of a DataFrame, and needs no dataframe
-    library at all.
+    receives a few kilobytes of bytes per run, not arrays, and needs neither numpy nor pyarrow.
     """
 
     activity: Activity

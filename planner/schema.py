@@ -229,7 +229,8 @@ def validate_stream(frame: pd.DataFrame) -> pd.DataFrame:
     if len(index) > 1 and not (index[1:] > index[:-1]).all():
         raise StreamValidationError("stream timestamps must be strictly increasing")
     for name in frame.columns:
-        if frame[name].dtype != np.float64:
+        _check_name(str(name))
+        if frame[name].dtype != np.float64:  # the frame's dtype: "Float64" is not float64
             raise StreamValidationError(f"column {name!r} must be float64, not {frame[name].dtype}")
     _check_columns((str(name), frame[name].to_numpy()) for name in frame.columns)
     ordered = _canonical_order(frame.columns)
@@ -238,10 +239,14 @@ def validate_stream(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _check_name(name: str) -> None:
+    if name not in _CANONICAL and not _DEV_NAME.match(name):
+        raise StreamValidationError(f"unknown stream column {name!r}")
+
+
 def _check_columns(columns: Iterable[tuple[str, np.ndarray]]) -> None:
     for name, values in columns:
-        if name not in _CANONICAL and not _DEV_NAME.match(name):
-            raise StreamValidationError(f"unknown stream column {name!r}")
+        _check_name(name)
         if values.dtype != np.float64:
             raise StreamValidationError(f"column {name!r} must be float64, not {values.dtype}")
         bounds = _BOUNDS.get(name)

@@ -181,8 +181,8 @@ class Store:
     ) -> list[SaveResult]:
         """Store every activity decoded from one file, and the file's hash, atomically.
 
-        The streams arrive packed (:func:`planner.streamcodec.pack`, run by the decoder
-        processes), so a batch import never loads pandas in the process that writes.
+        The streams arrive packed (:func:`planner.streamcodec.pack_columns`, run by the
+        decoder processes), so the process that writes needs neither numpy nor pyarrow.
         """
         with self.transaction():
             self.ensure_athlete(athlete_id)
