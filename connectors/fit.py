@@ -134,7 +134,8 @@ class DecodedFile:
 
     @property
     def items(self) -> tuple[ImportedActivity, ...]:
-        """The activities with their streams as validated frames (this loads pandas)."""
+        """The activities with their streams as validated frames (loads pandas; builds new
+        frames on every access, so read it once)."""
         return tuple(ImportedActivity(a, stream.to_frame()) for a, stream in self.activities)
 
 

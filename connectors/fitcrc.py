@@ -17,37 +17,10 @@ from __future__ import annotations
 
 import struct
 
-_TABLE = (
-    0x0000,
-    0xCC01,
-    0xD801,
-    0x1400,
-    0xF001,
-    0x3C00,
-    0x2800,
-    0xE401,
-    0xA001,
-    0x6C00,
-    0x7800,
-    0xB401,
-    0x5000,
-    0x9C01,
-    0x8801,
-    0x4400,
-)  # fmt: skip  (the FIT SDK's nibble table)
-
-
-def crc16(data: bytes, crc: int = 0) -> int:
-    """The FIT CRC of ``data`` (FIT SDK algorithm; use on short inputs only)."""
-    for byte in data:
-        tmp = _TABLE[crc & 0xF]
-        crc = ((crc >> 4) & 0x0FFF) ^ tmp ^ _TABLE[byte & 0xF]
-        tmp = _TABLE[crc & 0xF]
-        crc = ((crc >> 4) & 0x0FFF) ^ tmp ^ _TABLE[(byte >> 4) & 0xF]
-    return crc
-
 
 def _byte_table() -> tuple[int, ...]:
+    # CRC-16/ARC (reflected polynomial 0xA001), the FIT protocol's CRC, a byte at a time: the
+    # same results as the FIT SDK's nibble table, about twice as fast in Python.
     table = []
     for value in range(256):
         crc = value
@@ -57,11 +30,11 @@ def _byte_table() -> tuple[int, ...]:
     return tuple(table)
 
 
-_BYTE_TABLE = _byte_table()  # the same CRC-16/ARC, a byte at a time (~2x faster in Python)
+_BYTE_TABLE = _byte_table()
 
 
-def crc16_bytes(data: bytes, crc: int = 0) -> int:
-    """:func:`crc16`, a byte at a time (about 0.1 µs a byte: still for short inputs)."""
+def crc16(data: bytes, crc: int = 0) -> int:
+    """The FIT CRC of ``data`` (about 0.1 µs a byte in Python: use on short inputs only)."""
     table = _BYTE_TABLE
     for byte in data:
         crc = (crc >> 8) ^ table[(crc ^ byte) & 0xFF]
@@ -82,7 +55,7 @@ def segments_intact(data: bytes) -> bool:
         end = offset + data[offset] + data_size + 2
         if data_size == 0 or end > len(data):
             return True  # size unknown or truncated: the envelope check speaks to that
-        if crc16_bytes(data[offset:end]) != 0:
+        if crc16(data[offset:end]) != 0:
             return False
         offset = end
     return True

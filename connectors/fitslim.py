@@ -22,7 +22,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable
 
-from connectors.fitcrc import crc16_bytes
+from connectors.fitcrc import crc16
 
 #: FIT global message numbers of the messages the importer reads metadata from.
 METADATA_MESSAGES = frozenset(
@@ -70,11 +70,11 @@ def slim(data: bytes, wanted: Iterable[int] = METADATA_MESSAGES) -> bytes | None
         header = bytearray(data[offset : offset + 12])
         header[0] = 14
         struct.pack_into("<I", header, 4, len(body))
-        header += struct.pack("<H", crc16_bytes(bytes(header)))
+        header += struct.pack("<H", crc16(bytes(header)))
         # With a valid header CRC, the CRC of header + data equals the CRC of the data alone.
         out += header
         out += body
-        out += struct.pack("<H", crc16_bytes(body))
+        out += struct.pack("<H", crc16(body))
         offset = end + 2
     return bytes(out)
 

@@ -196,7 +196,7 @@ def _sync_one(
     fit = extract_fit(session.download_original(listed.activity_id), listed.activity_id)
     display = f"garmin activity {ref}"
     decoded = decode_fit(fit, display, Hints(name=listed.name, sport="running"))
-    if not decoded.items:
+    if not decoded.activities:
         raise FitImportError(display, decoded.not_activity or "no activity in the file")
     handled: list[tuple[Handled, int]] = []
     # One transaction for every session of the file: the ref marks the whole activity done.

@@ -201,7 +201,11 @@ def validate_columns(stream: StreamColumns) -> StreamColumns:
             raise StreamValidationError(
                 f"column {name!r} has {len(values)} rows, not {len(time_us)}"
             )
-    _check_columns(stream.values.items())
+    for name, values in stream.values.items():
+        _check_name(name)
+        if values.dtype != np.float64:
+            raise StreamValidationError(f"column {name!r} must be float64, not {values.dtype}")
+    _check_ranges(stream.values.items())
     ordered = _canonical_order(stream.values)
     if ordered == list(stream.values):
         return stream
@@ -232,7 +236,7 @@ def validate_stream(frame: pd.DataFrame) -> pd.DataFrame:
         _check_name(str(name))
         if frame[name].dtype != np.float64:  # the frame's dtype: "Float64" is not float64
             raise StreamValidationError(f"column {name!r} must be float64, not {frame[name].dtype}")
-    _check_columns((str(name), frame[name].to_numpy()) for name in frame.columns)
+    _check_ranges((str(name), frame[name].to_numpy()) for name in frame.columns)
     ordered = _canonical_order(frame.columns)
     if list(frame.columns) != ordered:
         frame = frame[ordered]
@@ -244,11 +248,8 @@ def _check_name(name: str) -> None:
         raise StreamValidationError(f"unknown stream column {name!r}")
 
 
-def _check_columns(columns: Iterable[tuple[str, np.ndarray]]) -> None:
+def _check_ranges(columns: Iterable[tuple[str, np.ndarray]]) -> None:
     for name, values in columns:
-        _check_name(name)
-        if values.dtype != np.float64:
-            raise StreamValidationError(f"column {name!r} must be float64, not {values.dtype}")
         bounds = _BOUNDS.get(name)
         if bounds is not None:
             finite = values[~np.isnan(values)]

@@ -246,6 +246,10 @@ def test_bundled_bad_files_fail(path: Any) -> None:
 # -- zero header CRC ---------------------------------------------------------------------------
 
 
+def test_crc_is_crc16_arc() -> None:
+    assert crc16(b"123456789") == 0xBB3D  # the catalogued check value of CRC-16/ARC
+
+
 def test_crc_shift_equals_feeding_zero_bytes() -> None:
     for start in (0, 1, 0x1234, 0xFFFF):
         for n in (0, 1, 7, 100):
