@@ -11,6 +11,7 @@ Exit codes (also in ``stridewise --help`` and the README):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -964,6 +965,105 @@ def model_evaluate(athletes: int | None, seed: int | None, as_json: bool) -> Non
             f" {_fmt(r['top1_accuracy_with_limiter'])} among the"
             f" {r['top1_with_limiter_n']} of them with a limiter"
         )
+
+
+# -- the coach's web dashboard, calendar feeds and Strava webhooks (docs/serve.md) ----------
+
+
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_default=True,
+    help="0: any free port.",
+)
+@pass_ctx
+def serve(ctx: _Context, host: str, port: int) -> None:
+    """Serve the coach's dashboard, calendar feeds and Strava's webhook until Ctrl-C.
+
+    Listens on loopback by default; any other address needs an access token in
+    STRIDEWISE_SERVE_TOKEN, which every page but the feeds and the webhook then asks for.
+    """
+    from planner.services.serving import serve as run_server
+
+    def ready(url: str) -> None:
+        click.echo(f"serving on {url} (Ctrl-C stops)", err=True)
+
+    # uvicorn stops gracefully on Ctrl-C and then re-raises it: a normal end for a server.
+    with contextlib.suppress(KeyboardInterrupt):
+        run_server(ctx.db, host, port, ready=ready)
+    click.echo("stopped", err=True)
+
+
+@athlete.command("calendar-url")
+@click.argument("athlete_id")
+@click.option("--rotate", is_flag=True, help="Issue a new address; the old one stops working.")
+@click.option("--revoke", is_flag=True, help="Withdraw the address (no feed until asked again).")
+@click.option(
+    "--base-url",
+    metavar="URL",
+    help="Public address of 'stridewise serve' (default: [serve] base_url in config.toml,"
+    " else http://127.0.0.1:8765).",
+)
+@pass_ctx
+def athlete_calendar_url(
+    ctx: _Context, athlete_id: str, rotate: bool, revoke: bool, base_url: str | None
+) -> None:
+    """Print the athlete's calendar subscription address (this week and next, kept current).
+
+    The address holds an unguessable token, the only credential it carries: share it with
+    the athlete only. --rotate replaces it and revokes the old one.
+    """
+    from planner.services.calendar import calendar_url, revoke_calendar
+
+    if rotate and revoke:
+        raise click.UsageError("give --rotate or --revoke, not both")
+    with ctx.store() as store:
+        if revoke:
+            had = revoke_calendar(store, athlete_id)
+            click.echo(
+                f"{athlete_id}: calendar address revoked"
+                if had
+                else f"{athlete_id}: no calendar address"
+            )
+            return
+        result = calendar_url(store, athlete_id, rotate=rotate, base=base_url)
+    click.echo(result.url)
+    if rotate:
+        click.echo(f"{athlete_id}: new address; the previous one no longer works", err=True)
+
+
+@strava.command("subscribe")
+@click.option(
+    "--callback", metavar="URL", help="Public address of 'stridewise serve' + /strava/webhook."
+)
+@click.option("--delete", "delete", is_flag=True, help="Delete the subscription.")
+@pass_ctx
+def strava_subscribe(ctx: _Context, callback: str | None, delete: bool) -> None:
+    """Manage the Strava webhook subscription: new runs then sync by themselves.
+
+    With --callback, creates the application's one subscription (replacing one to another
+    address); 'stridewise serve' must be running behind that address, since Strava checks it
+    at once. Without options, shows the subscription; --delete removes it.
+    """
+    from planner.services import strava_webhook
+
+    if callback and delete:
+        raise click.UsageError("give --callback URL or --delete, not both")
+    with ctx.store() as store:
+        if delete:
+            result = strava_webhook.unsubscribe(store)
+        elif callback:
+            result = strava_webhook.subscribe(store, callback)
+        else:
+            result = strava_webhook.subscriptions()
+    if not result.subscriptions:
+        click.echo("no Strava push subscription" if result.status != "deleted" else "deleted")
+        return
+    for sub in result.subscriptions:
+        click.echo(f"{result.status}: subscription {sub.id} -> {sub.callback_url}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -138,6 +138,19 @@ PASTE_REDIRECT_URI = "http://localhost/exchange_token"
 T = TypeVar("T")
 
 
+@dataclass(frozen=True, slots=True)
+class PushSubscription:
+    """The application's webhook subscription at Strava."""
+
+    id: int
+    callback_url: str
+
+
+def _status_of(exc: StridewiseError) -> str:
+    found = re.search(r"HTTP \d{3}", str(exc))
+    return found.group(0) if found else "refused"
+
+
 class StravaUnavailableError(ServiceError):
     """Strava (or the network to it) failed in a way that retrying with backoff did not fix."""
 
@@ -612,6 +625,81 @@ class StravaConnector:
         self.tokens_store.delete(self.athlete_key)
         self._tokens = None
         return problem
+
+    def forget(self) -> bool:
+        """Delete the stored tokens without asking Strava (access was already withdrawn
+        there); True when there were tokens."""
+        self._tokens = None
+        return self.tokens_store.delete(self.athlete_key)
+
+    def still_authorised(self) -> bool:
+        """Whether Strava still accepts this athlete's authorisation (one API request).
+
+        False when Strava refuses it (the athlete withdrew access); a failure that says
+        nothing either way (outage, rate limit) raises as usual.
+        """
+        try:
+            self._call(
+                "checking the Strava authorisation", lambda: self.client.protocol.get("/athlete")
+            )
+        except AuthError:
+            return False
+        return True
+
+    # -- webhook push subscriptions (one per application; Strava webhook docs) ---------------
+
+    def create_subscription(self, callback_url: str, verify_token: str) -> int:
+        """Ask Strava to push events to ``callback_url``; Strava first checks the address with
+        a GET carrying ``hub.challenge`` and ``verify_token`` and answers the subscription id."""
+        creds = self.credentials
+        subscription = self._app_call(
+            "creating the Strava push subscription",
+            lambda: self.client.create_subscription(
+                client_id=creds.client_id,
+                client_secret=creds.client_secret,
+                callback_url=callback_url,
+                verify_token=verify_token,
+            ),
+        )
+        if subscription.id is None:
+            raise ServiceError("creating the Strava push subscription: no id in the answer")
+        return int(subscription.id)
+
+    def list_subscriptions(self) -> list[PushSubscription]:
+        """The application's push subscriptions (Strava allows one)."""
+        creds = self.credentials
+        found = self._app_call(
+            "listing Strava push subscriptions",
+            lambda: list(
+                self.client.list_subscriptions(
+                    client_id=creds.client_id, client_secret=creds.client_secret
+                )
+            ),
+        )
+        return [
+            PushSubscription(int(s.id), str(s.callback_url or ""))
+            for s in found
+            if s.id is not None
+        ]
+
+    def delete_subscription(self, subscription_id: int) -> None:
+        creds = self.credentials
+        self._app_call(
+            "deleting the Strava push subscription",
+            lambda: self.client.delete_subscription(
+                subscription_id, client_id=creds.client_id, client_secret=creds.client_secret
+            ),
+        )
+
+    def _app_call(self, what: str, fn: Callable[[], T]) -> T:
+        """A call made with the application's id and secret (no athlete token): a refusal is
+        about the request, not about an athlete's authorisation."""
+        try:
+            return self._call(what, fn, oauth=True)
+        except AuthError as exc:
+            if "inactive" in str(exc):
+                raise
+            raise ServiceError(f"{what}: Strava refused it ({_status_of(exc)})") from None
 
     # -- API -------------------------------------------------------------------------------
 

@@ -3,10 +3,12 @@
 The unmodified stravalib talks real HTTPS to it: ``STRIDEWISE_STRAVA_API`` names its
 ``127.0.0.1:PORT`` and ``STRIDEWISE_STRAVA_CA`` its CA file (made with trustme). It serves the
 OAuth endpoints (authorize → redirect, token exchange and refresh with rotating refresh
-tokens, deauthorize) and the API paths the connector uses, checks the bearer token, counts
-usage into Strava's ``X-RateLimit-*`` / ``X-ReadRateLimit-*`` headers (429 past the limit),
-and replays the recorded stravalib payloads. Faults (an HTTP status, or a dropped connection)
-are queued per path prefix; every request is logged so tests can count them.
+tokens, deauthorize), the webhook push subscriptions (create after checking the callback,
+view, delete; :meth:`StravaServer.push_event` posts events) and the API paths the connector
+uses, checks the bearer token, counts usage into Strava's ``X-RateLimit-*`` /
+``X-ReadRateLimit-*`` headers (429 past the limit), and replays the recorded stravalib
+payloads. Faults (an HTTP status, or a dropped connection) are queued per path prefix; every
+request is logged so tests can count them.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import requests
 import trustme
 
 from tests.loopback import Loopback
@@ -35,6 +38,7 @@ STREAMS_PREFIX = f"{API}/activities/"
 TOKEN_PATH = "/oauth/token"
 DEAUTH_PATH = "/oauth/deauthorize"
 AUTHORIZE_PATH = "/oauth/authorize"
+SUBSCRIPTIONS_PATH = f"{API}/push_subscriptions"
 
 CLIENT_ID = 4242
 CLIENT_SECRET = "app-secret-5b1d0c"
@@ -192,6 +196,8 @@ class StravaServer:
         self.limits = {"overall": [200, 2000], "read": [100, 1000]}
         self.usage = {"overall": [0, 0], "read": [0, 0]}
         self.faults: list[Fault] = []
+        self.subscriptions: dict[int, dict[str, Any]] = {}
+        self.next_subscription_id = 120475  # the id in Strava's webhook docs example
         self.log: list[Seen] = []
         self.lock = threading.Lock()
         self._server: Loopback | None = None
@@ -325,6 +331,10 @@ class StravaServer:
             self.log.append(Seen(method, path, query, form, authorization))
         fault = self._take_fault(path)
         headers: dict[str, str] = {}
+        if path == SUBSCRIPTIONS_PATH or path.startswith(SUBSCRIPTIONS_PATH + "/"):
+            if fault is not None:
+                return fault.status, dict(fault.headers), fault.body or _error_body(400)
+            return self._subscriptions(method, path, {**query, **form})
         if path.startswith(API):
             within = self._count_usage(method)
             headers.update(self._rate_headers())
@@ -357,6 +367,92 @@ class StravaServer:
             self.deauthorized = True
             return 200, {}, {"access_token": token}
         return 404, {}, _error_body(404)
+
+    # -- webhooks (Strava webhook docs: one push subscription per application) ----------------
+
+    def _subscriptions(
+        self, method: str, path: str, params: dict[str, str]
+    ) -> tuple[int | str, dict[str, str], Any]:
+        """Create (POST, after checking the callback), view (GET) and delete a subscription;
+        the application's id and secret authenticate every call."""
+        if (
+            params.get("client_id") != str(CLIENT_ID)
+            or params.get("client_secret") != CLIENT_SECRET
+        ):
+            return 401, {}, _bad_request("Application", "client_id", "invalid")
+        if method == "GET" and path == SUBSCRIPTIONS_PATH:
+            with self.lock:
+                return 200, {}, list(self.subscriptions.values())
+        if method == "DELETE":
+            sub_id = int(path.rsplit("/", 1)[1])
+            with self.lock:
+                if self.subscriptions.pop(sub_id, None) is None:
+                    return 404, {}, _error_body(404)
+            return 204, {}, None
+        if method != "POST" or path != SUBSCRIPTIONS_PATH:
+            return 404, {}, _error_body(404)
+        if self.subscriptions:
+            return 400, {}, _bad_request("PushSubscription", "callback_url", "already exists")
+        callback = params.get("callback_url", "")
+        if not self._callback_verifies(callback, params.get("verify_token", "")):
+            return 400, {}, _bad_request("PushSubscription", "callback url", "not verifiable")
+        now = _iso(datetime.now(UTC))
+        with self.lock:
+            sub_id = self.next_subscription_id
+            self.next_subscription_id += 1
+            self.subscriptions[sub_id] = {
+                "id": sub_id,
+                "resource_state": 2,
+                "application_id": CLIENT_ID,
+                "callback_url": callback,
+                "created_at": now,
+                "updated_at": now,
+            }
+        return 201, {}, {"id": sub_id}
+
+    def _callback_verifies(self, callback: str, verify_token: str) -> bool:
+        """Strava's check: GET the callback with hub.* and expect the challenge echoed as JSON
+        within two seconds."""
+        challenge = secrets.token_hex(7)
+        params = {
+            "hub.verify_token": verify_token,
+            "hub.challenge": challenge,
+            "hub.mode": "subscribe",
+        }
+        try:
+            answer = requests.get(callback, params=params, timeout=2.0)
+            return answer.status_code == 200 and answer.json().get("hub.challenge") == challenge
+        except (requests.RequestException, ValueError, AttributeError):
+            return False
+
+    def push_event(
+        self,
+        object_type: str,
+        object_id: int,
+        aspect_type: str = "create",
+        *,
+        updates: dict[str, str] | None = None,
+        owner_id: int | None = None,
+        event_time: int | None = None,
+    ) -> requests.Response:
+        """POST an event to the subscription's callback, shaped as in Strava's webhook docs."""
+        (sub,) = self.subscriptions.values()
+        body = {
+            "aspect_type": aspect_type,
+            "event_time": event_time if event_time is not None else int(time.time()),
+            "object_id": object_id,
+            "object_type": object_type,
+            "owner_id": owner_id if owner_id is not None else self.athlete["id"],
+            "subscription_id": sub["id"],
+            "updates": updates or {},
+        }
+        return requests.post(sub["callback_url"], json=body, timeout=2.0)
+
+    def revoke_athlete(self) -> None:
+        """The athlete withdraws access on Strava's settings page: every token stops working."""
+        with self.lock:
+            self.token_valid = False
+            self.deauthorized = True
 
     def _authorised(self, authorization: str | None) -> bool:
         return self.token_valid and _bearer(authorization) == self.access_token
@@ -458,6 +554,13 @@ class StravaServer:
         return items[(page - 1) * per_page : page * per_page]
 
 
+def _bad_request(resource: str, field_: str, code: str) -> dict[str, Any]:
+    return {
+        "message": "Bad Request",
+        "errors": [{"resource": resource, "field": field_, "code": code}],
+    }
+
+
 def _bearer(authorization: str | None) -> str | None:
     if authorization and authorization.startswith("Bearer "):
         return authorization[len("Bearer ") :]
@@ -506,6 +609,9 @@ def _handler(server: StravaServer) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             self._serve("POST")
+
+        def do_DELETE(self) -> None:
+            self._serve("DELETE")
 
         def log_message(self, format: str, *args: Any) -> None:
             return

@@ -185,3 +185,23 @@ def write_plots(
         path.write_bytes(data)
         out.append(path)
     return out
+
+
+def progress_chart_png(history: Sequence[tuple[str, dict[str, float | None]]]) -> bytes:
+    """Each area's P(limiter) week by week, from the plan history (oldest first)."""
+    fig = Figure(figsize=(6.0, 2.8))
+    ax = fig.add_subplot()
+    weeks = [week for week, _ in history]
+    x = np.arange(len(weeks))
+    for area, label in AREA_LABELS.items():
+        values = np.array([p.get(area) for _, p in history], dtype=float)  # None -> nan
+        if not np.isfinite(values).any():
+            continue
+        ax.plot(x, values, marker="o", ms=3, lw=1.5, label=label)
+    ax.set_xticks(x, [w.split("-")[1] for w in weeks], fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("probability it limits", fontsize=8)
+    ax.set_title("How likely each area limits, week by week", fontsize=10)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    return _png(fig)

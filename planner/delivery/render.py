@@ -263,6 +263,16 @@ def _event_description(session: PlanSession) -> str:
     return "\n".join(lines)
 
 
+def _calendar(athlete: Athlete) -> Calendar:
+    cal = Calendar()
+    cal.add("prodid", PRODID)
+    cal.add("version", "2.0")
+    cal.add("calscale", "GREGORIAN")
+    cal.add("method", "PUBLISH")
+    cal.add("x-wr-calname", f"stridewise: {athlete.name or athlete.id}")
+    return cal
+
+
 def render_ics(plan: Plan, athlete: Athlete, *, now: datetime | None = None) -> bytes:
     """An iCalendar file: one all-day event per session on its day (RFC 5545).
 
@@ -270,13 +280,28 @@ def render_ics(plan: Plan, athlete: Athlete, *, now: datetime | None = None) -> 
     re-imports an updated week replaces its events. DTSTAMP is ``now``, by default
     ``Plan.revision_time``.
     """
+    cal = _calendar(athlete)
+    _add_events(cal, plan, now)
+    data: bytes = cal.to_ical()
+    return data
+
+
+def render_feed(plans: list[Plan], athlete: Athlete) -> bytes:
+    """A subscription feed: every session of several weeks' plans, events as in
+    :func:`render_ics` (stable UIDs, SEQUENCE from each plan's revision)."""
+    cal = _calendar(athlete)
+    # How often a subscribing calendar should poll (RFC 7986 REFRESH-INTERVAL and the older
+    # X-PUBLISHED-TTL): hourly is our own choice, as fresh as an hourly send-weekly run.
+    cal.add("refresh-interval", timedelta(hours=1), parameters={"VALUE": "DURATION"})
+    cal.add("x-published-ttl", "PT1H")
+    for plan in plans:
+        _add_events(cal, plan, None)
+    data: bytes = cal.to_ical()
+    return data
+
+
+def _add_events(cal: Calendar, plan: Plan, now: datetime | None) -> None:
     stamp = (now or plan.revision_time).astimezone(UTC).replace(microsecond=0)
-    cal = Calendar()
-    cal.add("prodid", PRODID)
-    cal.add("version", "2.0")
-    cal.add("calscale", "GREGORIAN")
-    cal.add("method", "PUBLISH")
-    cal.add("x-wr-calname", f"stridewise: {athlete.name or athlete.id}")
     for session in plan.sessions:
         event = Event()
         event.add("uid", event_uid(plan, session))
@@ -290,8 +315,6 @@ def render_ics(plan: Plan, athlete: Athlete, *, now: datetime | None = None) -> 
         event.add("transp", "TRANSPARENT")
         event.add("status", "CONFIRMED")
         cal.add_component(event)
-    data: bytes = cal.to_ical()
-    return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,3 +353,31 @@ def render_all(
         chart_png=chart_png,
         chart_cid=chart_cid(plan),
     )
+
+
+# -- the coach's web pages (``stridewise serve``) --------------------------------------------
+
+
+def render_plan_fragment(plan: Plan, analysis: Analysis, athlete: Athlete) -> str:
+    """The week's plan as an HTML fragment for the athlete page (same partials as the e-mail)."""
+    return (
+        environment()
+        .get_template("web/plan_fragment.html.j2")
+        .render(**_context(plan, analysis, athlete, None))
+    )
+
+
+def render_page(name: str, **context: Any) -> str:
+    """One page of ``stridewise serve`` from ``templates/web/`` (autoescaped like every
+    HTML template)."""
+    return environment().get_template(f"web/{name}").render(**context)
+
+
+def static_file(name: str) -> bytes | None:
+    """A stylesheet the web pages link to (``plan.css``, ``web/web.css``), or None."""
+    if name not in ("plan.css", "web.css"):
+        return None
+    node = (
+        template_files().joinpath(name) if name == "plan.css" else template_files() / "web" / name
+    )
+    return node.read_bytes()

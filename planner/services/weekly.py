@@ -36,10 +36,15 @@ def _zone(athlete: Athlete) -> ZoneInfo:
         raise ConfigError(f"athlete {athlete.id}: unknown timezone {athlete.timezone!r}") from None
 
 
+def current_week(athlete: Athlete, now: datetime | None = None) -> IsoWeek:
+    """The ISO week ``now`` falls in, in the athlete's timezone."""
+    local = (now or datetime.now(UTC)).astimezone(_zone(athlete))
+    return IsoWeek.containing(local.date())
+
+
 def next_week(athlete: Athlete, now: datetime | None = None) -> IsoWeek:
     """The ISO week after the one ``now`` falls in, in the athlete's timezone."""
-    local = (now or datetime.now(UTC)).astimezone(_zone(athlete))
-    return IsoWeek.containing(local.date()).shift(1)
+    return current_week(athlete, now).shift(1)
 
 
 def preferences_of(athlete: Athlete) -> Preferences:

@@ -179,6 +179,51 @@ def m004_coach_labels(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m007_calendar_feeds_and_strava_events(db: sqlite3.Connection) -> None:
+    _script(
+        db,
+        """
+        -- One calendar subscription token per athlete (planner/services/calendar.py). Rotating
+        -- replaces the row, which revokes the old address. Looked up by the token's SHA-256 so
+        -- a request never compares the secret itself.
+        CREATE TABLE calendar_feeds (
+            athlete_id TEXT PRIMARY KEY REFERENCES athletes(id) ON DELETE CASCADE,
+            token TEXT NOT NULL,
+            token_sha256 TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL
+        );
+        -- Strava webhook events (planner/services/strava_webhook.py): the key is the event's
+        -- identity, so the same event delivered twice is stored, and acted on, once.
+        CREATE TABLE strava_events (
+            event_key TEXT PRIMARY KEY,
+            subscription_id INTEGER,
+            owner_id INTEGER NOT NULL,
+            object_type TEXT NOT NULL,
+            object_id INTEGER NOT NULL,
+            aspect_type TEXT NOT NULL,
+            event_time INTEGER NOT NULL,
+            updates TEXT NOT NULL DEFAULT '{}',
+            athlete_id TEXT,
+            state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'ignored', 'failed')),
+            outcome TEXT,
+            received_at TEXT NOT NULL,
+            finished_at TEXT
+        );
+        CREATE INDEX strava_events_state ON strava_events (state, received_at);
+        -- The last thing that went wrong for an athlete, per kind of work (sync, plan, send,
+        -- push), shown on the coach's roster; a later success of the same kind clears it.
+        CREATE TABLE athlete_errors (
+            athlete_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            message TEXT NOT NULL,
+            at TEXT NOT NULL,
+            PRIMARY KEY (athlete_id, kind)
+        );
+        """,
+    )
+
+
 def _script(db: sqlite3.Connection, sql: str) -> None:
     # executescript() would COMMIT first; running statements one by one keeps a migration and
     # its record in the _migrations table in the same transaction.
