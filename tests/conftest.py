@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,3 +53,35 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+#: A name that would run as a script if any page failed to escape it.
+ANA_NAME = 'Ana <script>alert("x")</script> Lúcia'
+
+
+@pytest.fixture(scope="session")
+def roster_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two athletes: Ana with the real runs of ``fixtures/fit``, and Bo with none."""
+    from planner.services.ingest import plan_import, run_import
+    from planner.services.roster import AthleteChanges, add_athlete
+    from planner.store.database import Store
+
+    path = tmp_path_factory.mktemp("roster") / "stridewise.db"
+    with Store(path) as store:
+        add_athlete(
+            store,
+            "ana",
+            AthleteChanges(name=ANA_NAME, email="ana@example.org", timezone="Europe/Lisbon"),
+        )
+        add_athlete(store, "bo", AthleteChanges(name="Bo", email="bo@example.org"))
+        run_import(store, plan_import([FIT_DIR]), "ana", workers=1)
+    return path
+
+
+@pytest.fixture
+def roster_db(roster_template: Path, home: Path) -> Path:
+    """This test's database (under its STRIDEWISE_HOME): the session's roster, copied."""
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "stridewise.db"
+    shutil.copy(roster_template, path)
+    return path
