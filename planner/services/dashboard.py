@@ -38,7 +38,7 @@ from planner.store.planstore import get_plan, load_history
 STANDS_OUT_PROBABILITY = 0.5
 
 NO_AREA = "no area stands out"
-NOT_ANALYSED = "not analysed yet"
+NOT_ANALYSED = "no plan yet"
 UNKNOWN = "unknown"
 
 #: The progress verdicts (issue 12's ``progress`` service), plus "unknown" without it.
