@@ -98,11 +98,14 @@ def _ours(name: str) -> bool:
     return name in MODULES or name.split(".")[0] in {"planner", "connectors", "drills", "cli"}
 
 
+SHELL = frozenset({"store", "delivery", "services", "web"})
+
+
 def _layer(module: str) -> str:
     parts = module.split(".")
-    if parts[0] == "planner" and len(parts) > 2 and parts[1] in {"store", "delivery", "services"}:
+    if parts[0] == "planner" and len(parts) > 2 and parts[1] in SHELL:
         return f"planner.{parts[1]}"
-    if parts[0] == "planner" and len(parts) == 2 and parts[1] in {"store", "delivery", "services"}:
+    if parts[0] == "planner" and len(parts) == 2 and parts[1] in SHELL:
         return module
     return "planner" if parts[0] == "planner" else parts[0]
 
@@ -157,6 +160,27 @@ def test_store_does_not_render_or_send() -> None:
         if _layer(module) == "planner.store":
             for name in _imports(module):
                 assert not name.startswith("planner.delivery"), f"{module} imports {name}"
+
+
+def test_the_web_face_calls_services_and_renders_through_delivery() -> None:
+    """planner/web holds routes only: the store and the vendors are reached through services,
+    and pages are rendered by the one jinja2 set-up in planner.delivery.render."""
+    web = [m for m in MODULES if m.startswith("planner.web")]
+    assert web
+    for module in web:
+        for name in _imports(module):
+            if not _ours(name) or name.startswith("planner.web"):
+                continue
+            allowed = (
+                name.startswith("planner.services.")
+                or name in {"planner.services", "planner.errors", "planner.delivery.render"}
+            )
+            assert allowed, f"{module} imports {name}: routes call services"
+    for module in MODULES:
+        if module.startswith("planner.") and not module.startswith("planner.web"):
+            for name in _imports(module):
+                if name.startswith("planner.web"):
+                    assert module == "planner.services.serving", f"{module} imports {name}"
 
 
 def test_no_import_cycles() -> None:

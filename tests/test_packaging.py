@@ -40,6 +40,10 @@ def test_wheel_contains_code_templates_catalogue_and_model(tmp_path: Path) -> No
         assert f"{package}/py.typed" in names or package == "templates"
     assert any(n.startswith("drills/catalogue/") and n.endswith(".toml") for n in names)
     assert any(n.startswith("templates/") and n.endswith(".j2") for n in names)
+    for page in ("base", "roster", "athlete", "plan_fragment", "login", "error"):
+        assert f"templates/web/{page}.html.j2" in names  # stridewise serve's pages
+    assert "templates/web/web.css" in names
+    assert "planner/web/app.py" in names
     assert any(n.startswith("planner/models/") and n.endswith(".skops") for n in names)
     assert any(n.startswith("planner/models/") and n.endswith(".npz") for n in names)
     assert not any(n.startswith(("tests/", "bench/")) for n in names)

@@ -15,6 +15,7 @@ skipped by the outbox, pushing follows the Garmin push service's own state.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import importlib
 import json
@@ -51,8 +52,10 @@ SORTS: tuple[str, ...] = ("name", "limiter", "probability", "last_run", "plan")
 # -- optional services from other work (progress: issue 12; Garmin push: issue 13) -----------
 
 
+@functools.cache
 def _optional(name: str) -> ModuleType | None:
-    """A service module that may not exist in this version; None when it does not."""
+    """A service module that may not exist in this version; None when it does not (looked
+    up once: a failed import is not cached by Python and costs a path search each time)."""
     try:
         return importlib.import_module(f"planner.services.{name}")
     except ModuleNotFoundError as exc:
