@@ -120,11 +120,10 @@ def per_athlete(db: Path) -> None:
         outbox = Outbox(store)
         for athlete in store.list_athletes():
             week = current_week(athlete)
-            runs = store.list_activities(athlete.id, running_only=True, last=1)
-            history = load_history(store, athlete.id)
-            plan = get_plan(store, athlete.id, week)
-            sent = outbox.latest(athlete.id, str(week))
-            assert runs is not None and history is not None and (plan, sent)
+            store.list_activities(athlete.id, running_only=True, last=1)
+            load_history(store, athlete.id)
+            get_plan(store, athlete.id, week)
+            outbox.latest(athlete.id, str(week))
 
 
 def main() -> int:

@@ -1003,3 +1003,20 @@ def connect_account(
             catcher.close()
     code = _check_redirect(redirect, state)
     return connector.exchange_code(code, redirect.scope)
+
+
+def finish_connect(
+    connector: StravaConnector,
+    *,
+    code: str | None,
+    state: str | None,
+    scope: str | None,
+    error: str | None,
+    expected_state: str,
+) -> ConnectResult:
+    """Finish a connect whose redirect reached another server (``stridewise serve``): the
+    same checks as :func:`connect_account` (state, scope), then the code for tokens."""
+    redirect = _Redirect(code=code, state=state, scope=scope, error=error)
+    if state is None:
+        raise AuthError("the redirect does not belong to this connect attempt (no state)")
+    return connector.exchange_code(_check_redirect(redirect, expected_state), scope)

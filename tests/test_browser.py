@@ -105,9 +105,7 @@ def test_pages_load_cleanly_and_the_roster_lists_the_athletes(
         assert console_errors(browser) == []
 
 
-def test_the_rebuild_button_builds_the_plan(
-    browser: Any, roster_db: Path, tmp_path: Path
-) -> None:
+def test_the_rebuild_button_builds_the_plan(browser: Any, roster_db: Path, tmp_path: Path) -> None:
     browser.set_window_size(*SIZES[0][1:])
     with live_server(roster_db) as base:
         browser.get(base + "/athletes/ana")

@@ -171,10 +171,11 @@ def test_the_web_face_calls_services_and_renders_through_delivery() -> None:
         for name in _imports(module):
             if not _ours(name) or name.startswith("planner.web"):
                 continue
-            allowed = (
-                name.startswith("planner.services.")
-                or name in {"planner.services", "planner.errors", "planner.delivery.render"}
-            )
+            allowed = name.startswith("planner.services.") or name in {
+                "planner.services",
+                "planner.errors",
+                "planner.delivery.render",
+            }
             assert allowed, f"{module} imports {name}: routes call services"
     for module in MODULES:
         if module.startswith("planner.") and not module.startswith("planner.web"):

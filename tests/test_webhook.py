@@ -30,7 +30,7 @@ from tests.strava_server import (
     run_streams,
     run_summary,
 )
-from tests.web_helpers import live_server, wait_for
+from tests.web_helpers import csrf_of, live_server, wait_for
 
 Run = Callable[..., CliResult]
 DAY0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
@@ -250,3 +250,30 @@ def test_events_left_queued_by_a_stopped_server_run_at_the_next_start(
         wait_for(settled(roster_db, key))
     assert strava_runs(roster_db) == ["9100"]
     assert strava.count(LIST_PATH) == 1
+
+
+def test_strava_connect_can_finish_on_the_server(
+    roster_db: Path, strava: StravaServer, token_file: Path
+) -> None:
+    """The athlete page's "Connect Strava": Strava's consent page sends the browser back to
+    /strava/authorized on this server, which stores the tokens like 'strava connect'."""
+    with live_server(roster_db) as base:
+        browser = requests.Session()
+        browser.verify = str(strava.ca_file)
+        browser.trust_env = False  # else REQUESTS_CA_BUNDLE would replace `verify`
+        csrf = csrf_of(browser.get(f"{base}/athletes/bo", timeout=60).text)
+        answer = browser.post(f"{base}/athletes/bo/strava-connect", data={"csrf": csrf}, timeout=60)
+        assert answer.status_code == 200
+        assert answer.url == f"{base}/athletes/bo?done=connected"
+        assert "Strava is connected" in answer.text
+        (consent,) = strava.requests_to("/oauth/authorize")
+        assert consent.query["redirect_uri"] == f"{base}/strava/authorized"
+        # The code Strava handed over cannot be replayed, nor used from another session.
+        replay = requests.get(
+            f"{base}/strava/authorized",
+            params={"state": consent.query["state"], "code": "auth-code-1"},
+            timeout=60,
+        )
+        assert replay.status_code == 403
+    assert "bo" in json.loads(token_file.read_text())["accounts"]
+    assert strava.access_token not in answer.text

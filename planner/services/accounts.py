@@ -7,13 +7,14 @@ The CLI (and any other face) calls these; the connectors do the talking. What a 
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from connectors import garmin as gc
 from connectors.garmin import LoginResult
-from connectors.strava import ConnectResult, StravaConnector, connect_account
+from connectors.strava import ConnectResult, StravaConnector, connect_account, finish_connect
 from planner.errors import AuthError
 from planner.records import DEFAULT_ATHLETE
 
@@ -28,6 +29,8 @@ __all__ = [
     "garmin_login",
     "garmin_logout",
     "garmin_resume_login",
+    "strava_authorization_url",
+    "strava_connect_finish",
 ]
 
 
@@ -76,6 +79,33 @@ def connect_strava(
     """Run Strava's OAuth flow for one athlete and store the tokens."""
     connector = StravaConnector(athlete_id or DEFAULT_ATHLETE)
     return connect_account(connector, no_browser=no_browser, show=show, read_pasted=read_pasted)
+
+
+def strava_authorization_url(athlete_id: str, redirect_uri: str) -> tuple[str, str]:
+    """Where to send a browser to connect ``athlete_id``'s Strava account, and the random
+    state its redirect must bring back (the web face's version of ``strava connect``)."""
+    state = secrets.token_urlsafe(16)
+    return StravaConnector(athlete_id).authorization_url(redirect_uri, state), state
+
+
+def strava_connect_finish(
+    athlete_id: str,
+    *,
+    code: str | None,
+    state: str | None,
+    scope: str | None,
+    error: str | None,
+    expected_state: str,
+) -> ConnectResult:
+    """Check Strava's redirect and store the tokens, as ``strava connect`` does."""
+    return finish_connect(
+        StravaConnector(athlete_id),
+        code=code,
+        state=state,
+        scope=scope,
+        error=error,
+        expected_state=expected_state,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -479,6 +479,11 @@ def push_plan(store: Store, athlete_id: str, week: IsoWeek) -> ActionResult:
     return _guarded(store, athlete_id, "push", run)
 
 
+def athlete_exists(store: Store, athlete_id: str) -> None:
+    """NotFoundError unless ``athlete_id`` is on the roster."""
+    store.get_athlete(athlete_id)
+
+
 def week_param(text: str | None) -> IsoWeek | None:
     """An ISO week given by a page (``2026-W49``), or None when not given."""
     if not text:

@@ -9,6 +9,7 @@ shared between threads).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -33,7 +34,7 @@ from starlette.routing import Route
 
 from planner.delivery.render import render_page, static_file
 from planner.errors import AuthError, NotFoundError, StridewiseError
-from planner.services import calendar, dashboard, strava_webhook
+from planner.services import accounts, calendar, dashboard, strava_webhook
 from planner.services.activities import open_store
 from planner.services.strava_webhook import EventWorker
 from planner.web.security import Guard, csrf_ok, log_in, login_needed, session_of
@@ -122,6 +123,38 @@ def create_app(settings: WebSettings, *, worker: EventWorker | None = None) -> S
         target = f"/athletes/{quote(athlete_id)}?week={result.week}&done={done}"
         return RedirectResponse(target, status_code=303)
 
+    async def strava_connect(request: Request) -> Response:
+        athlete_id = request.path_params["athlete_id"]
+        form = await form_of(request)
+        if not csrf_ok(request, form):
+            return PlainTextResponse("this form has expired: reload the page", status_code=403)
+        await call(dashboard.athlete_exists, athlete_id)
+        redirect_uri = str(request.url_for("strava_authorized"))
+        url, state = await run_in_threadpool(
+            accounts.strava_authorization_url, athlete_id, redirect_uri
+        )
+        session_of(request).connects[state] = athlete_id
+        return RedirectResponse(url, status_code=303)
+
+    async def strava_authorized(request: Request) -> Response:
+        q = request.query_params
+        state = q.get("state") or ""
+        athlete_id = session_of(request).connects.pop(state, None)
+        if athlete_id is None:
+            raise AuthError("this Strava answer does not belong to a connect started here")
+        await run_in_threadpool(
+            functools.partial(
+                accounts.strava_connect_finish,
+                athlete_id,
+                code=q.get("code"),
+                state=state,
+                scope=q.get("scope"),
+                error=q.get("error"),
+                expected_state=state,
+            )
+        )
+        return RedirectResponse(f"/athletes/{quote(athlete_id)}?done=connected", status_code=303)
+
     async def feed(request: Request) -> Response:
         token = request.path_params["token"]
         data = await call(calendar.calendar_feed, token)
@@ -195,10 +228,12 @@ def create_app(settings: WebSettings, *, worker: EventWorker | None = None) -> S
         Route("/", roster, methods=["GET"]),
         Route("/athletes/{athlete_id}", athlete, methods=["GET"]),
         Route("/athletes/{athlete_id}/charts/{name}.png", chart, methods=["GET"]),
+        Route("/athletes/{athlete_id}/strava-connect", strava_connect, methods=["POST"]),
         Route("/athletes/{athlete_id}/{action:str}", act, methods=["POST"]),
         Route("/calendar/{token}.ics", feed, methods=["GET"]),
         Route("/strava/webhook", webhook_check, methods=["GET"]),
         Route("/strava/webhook", webhook_event, methods=["POST"]),
+        Route("/strava/authorized", strava_authorized, methods=["GET"], name="strava_authorized"),
         Route("/login", login, methods=["GET", "POST"]),
         Route("/static/{name}", static, methods=["GET"]),
     ]
@@ -221,5 +256,6 @@ NOTICES = {
     "rebuild": "The plan was rebuilt (an unchanged week keeps its revision).",
     "send": "The plan was e-mailed (a week already sent is not sent again).",
     "push": "The plan was pushed to Garmin.",
+    "connected": "Strava is connected: new runs arrive with the next sync or webhook event.",
     "failed": "That did not work: the reason is shown below.",
 }

@@ -46,6 +46,8 @@ CSP: Final = (
 class Session:
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     authed: bool = False
+    # Strava connects this session started: state -> athlete (the redirect must match one).
+    connects: dict[str, str] = field(default_factory=dict)
 
 
 class Guard(BaseHTTPMiddleware):
