@@ -1006,17 +1006,12 @@ def connect_account(
 
 
 def finish_connect(
-    connector: StravaConnector,
-    *,
-    code: str | None,
-    state: str | None,
-    scope: str | None,
-    error: str | None,
-    expected_state: str,
+    connector: StravaConnector, query: Mapping[str, str], expected_state: str
 ) -> ConnectResult:
     """Finish a connect whose redirect reached another server (``stridewise serve``): the
-    same checks as :func:`connect_account` (state, scope), then the code for tokens."""
-    redirect = _Redirect(code=code, state=state, scope=scope, error=error)
-    if state is None:
+    same checks of its ``query`` as :func:`connect_account` (state, scope), then the code is
+    traded for tokens."""
+    redirect = _Redirect(**{k: query.get(k) for k in ("code", "state", "scope", "error")})
+    if redirect.state is None:
         raise AuthError("the redirect does not belong to this connect attempt (no state)")
-    return connector.exchange_code(_check_redirect(redirect, expected_state), scope)
+    return connector.exchange_code(_check_redirect(redirect, expected_state), redirect.scope)

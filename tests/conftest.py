@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,3 +85,19 @@ def roster_db(roster_template: Path, home: Path) -> Path:
     path = home / "stridewise.db"
     shutil.copy(roster_template, path)
     return path
+
+
+@pytest.fixture
+def token_file(tmp_path: Path) -> Path:
+    """Where the Strava tests keep tokens (the file store: no keyring is ever touched)."""
+    return tmp_path / "secret" / "strava.json"
+
+
+@pytest.fixture
+def strava(tmp_path: Path, token_file: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The loopback Strava (tests/strava_server.py), with stridewise pointed at it."""
+    from tests.strava_server import StravaServer, point_stridewise_at
+
+    with StravaServer(tmp_path) as server:
+        point_stridewise_at(server, token_file, monkeypatch.setenv)
+        yield server

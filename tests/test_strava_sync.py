@@ -11,7 +11,7 @@ import json
 import stat
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,7 +30,6 @@ from tests.strava_server import (
     StravaServer,
     fixture_json,
     manual_hike,
-    point_stridewise_at,
     ride_summary,
     run_streams,
     run_summary,
@@ -38,20 +37,6 @@ from tests.strava_server import (
 
 Run = Callable[..., CliResult]
 DAY0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)
-
-
-@pytest.fixture
-def token_file(tmp_path: Path) -> Path:
-    return tmp_path / "secret" / "strava.json"
-
-
-@pytest.fixture
-def strava(
-    tmp_path: Path, token_file: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[StravaServer]:
-    with StravaServer(tmp_path) as server:
-        point_stridewise_at(server, token_file, monkeypatch.setenv)
-        yield server
 
 
 def connect(

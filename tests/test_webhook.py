@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,7 +26,6 @@ from tests.strava_server import (
     LIST_PATH,
     SUBSCRIPTIONS_PATH,
     StravaServer,
-    point_stridewise_at,
     run_streams,
     run_summary,
 )
@@ -34,20 +33,6 @@ from tests.web_helpers import csrf_of, live_server, wait_for
 
 Run = Callable[..., CliResult]
 DAY0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
-
-
-@pytest.fixture
-def token_file(tmp_path: Path) -> Path:
-    return tmp_path / "secret" / "strava.json"
-
-
-@pytest.fixture
-def strava(
-    tmp_path: Path, token_file: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[StravaServer]:
-    with StravaServer(tmp_path) as server:
-        point_stridewise_at(server, token_file, monkeypatch.setenv)
-        yield server
 
 
 def connect_ana(server: StravaServer, token_file: Path) -> None:

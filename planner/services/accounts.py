@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,23 +89,10 @@ def strava_authorization_url(athlete_id: str, redirect_uri: str) -> tuple[str, s
 
 
 def strava_connect_finish(
-    athlete_id: str,
-    *,
-    code: str | None,
-    state: str | None,
-    scope: str | None,
-    error: str | None,
-    expected_state: str,
+    athlete_id: str, query: Mapping[str, str], expected_state: str
 ) -> ConnectResult:
-    """Check Strava's redirect and store the tokens, as ``strava connect`` does."""
-    return finish_connect(
-        StravaConnector(athlete_id),
-        code=code,
-        state=state,
-        scope=scope,
-        error=error,
-        expected_state=expected_state,
-    )
+    """Check Strava's redirect (its query string) and store the tokens, as ``strava connect``."""
+    return finish_connect(StravaConnector(athlete_id), query, expected_state)
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,33 +64,29 @@ def _optional(name: str) -> ModuleType | None:
         return None
 
 
+def _ask(module_name: str, function: str, *args: Any) -> Any:
+    """Call ``function`` of an optional service module; None when either is missing or the
+    service cannot tell (its error is the athlete's to see on that service's own page)."""
+    module = _optional(module_name)
+    fn = None if module is None else getattr(module, function, None)
+    if fn is None:
+        return None
+    try:
+        return fn(*args)
+    except StridewiseError:
+        return None
+
+
 def progress_verdict(store: Store, athlete_id: str) -> Progress:
     """Improving / no real change / worsening for the athlete's top area, or "unknown"."""
-    module = _optional("progress")
-    if module is None:
-        return UNKNOWN
-    verdict = getattr(module, "roster_verdict", None)
-    if verdict is None:
-        return UNKNOWN
-    try:
-        value = str(verdict(store, athlete_id))
-    except StridewiseError:
-        return UNKNOWN
+    value = str(_ask("progress", "roster_verdict", store, athlete_id))
     return value if value in PROGRESS_VERDICTS else UNKNOWN
 
 
 def on_garmin(store: Store, athlete_id: str, week: IsoWeek) -> bool | None:
     """Whether the week's plan is on the athlete's Garmin calendar; None when unknown."""
-    module = _optional("garmin_push")
-    if module is None:
-        return None
-    state = getattr(module, "is_pushed", None)
-    if state is None:
-        return None
-    try:
-        return bool(state(store, athlete_id, str(week)))
-    except StridewiseError:
-        return None
+    value = _ask("garmin_push", "is_pushed", store, athlete_id, str(week))
+    return None if value is None else bool(value)
 
 
 # -- errors shown on the roster ---------------------------------------------------------------

@@ -9,7 +9,6 @@ shared between threads).
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -142,17 +141,8 @@ def create_app(settings: WebSettings, *, worker: EventWorker | None = None) -> S
         athlete_id = session_of(request).connects.pop(state, None)
         if athlete_id is None:
             raise AuthError("this Strava answer does not belong to a connect started here")
-        await run_in_threadpool(
-            functools.partial(
-                accounts.strava_connect_finish,
-                athlete_id,
-                code=q.get("code"),
-                state=state,
-                scope=q.get("scope"),
-                error=q.get("error"),
-                expected_state=state,
-            )
-        )
+        query = {k: v for k, v in q.items() if k in ("code", "state", "scope", "error")}
+        await run_in_threadpool(accounts.strava_connect_finish, athlete_id, query, state)
         return RedirectResponse(f"/athletes/{quote(athlete_id)}?done=connected", status_code=303)
 
     async def feed(request: Request) -> Response:
