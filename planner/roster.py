@@ -51,6 +51,7 @@ class AthleteChanges:
     long_run_day: str | None = None
     quality_days: str | None = None
     sources: str | None = None  # where this athlete's data comes from: fit, garmin, strava
+    garmin_calendar: bool | None = None  # put each week's sessions on their Garmin calendar
 
     def is_empty(self) -> bool:
         return all(getattr(self, f.name) is None for f in dataclasses.fields(self))
@@ -172,6 +173,8 @@ def _preference_changes(changes: AthleteChanges) -> dict[str, Any]:
     if changes.sources is not None:
         known = [source.value for source in Source]
         out["sources"] = list(_tags(changes.sources, "--sources", known, allow_none=True))
+    if changes.garmin_calendar is not None:
+        out["garmin_calendar"] = changes.garmin_calendar
     return out
 
 
@@ -241,4 +244,5 @@ def athlete_json(athlete: Athlete) -> dict[str, Any]:
         "send_time": athlete.send_time,
         "preferences": Preferences.from_dict(athlete.preferences).to_dict(),
         "sources": list(athlete.preferences.get("sources", [])),
+        "garmin_calendar": bool(athlete.preferences.get("garmin_calendar", False)),
     }
