@@ -4,7 +4,8 @@ A drill/strength session becomes a ``StrengthWorkout``: per drill one block of `
 repeat group of the exercise and its rest), with reps, a time, or the lap button for distance
 drills, then one extra exercise step for the weaker side. Drills with a Garmin exercise in the
 catalogue carry its ``category`` / ``exerciseName`` so the watch shows the real name and
-animation; the rest are named custom steps (the name and cue in the step's note). A run session
+animation (a category alone, with an empty exercise name, shows the category's name); the rest
+are named custom steps (the name and cue in the step's note). A run session
 (strides, hill sprints) becomes a ``RunningWorkout``: an easy warm-up until the lap button, the
 repeats with recoveries, and an easy cool-down.
 
@@ -194,8 +195,9 @@ def _drill_steps(
     condition, value, amount = _amount(drill, running=running)
     cue = drill.cues[0] if drill.cues else ""
     exercise = None if running else drill.garmin_exercise
-    # A custom step has no exercise name on the watch: its note starts with the drill's name.
-    label = amount if exercise is not None else f"{drill.name}: {amount}"
+    # Unless Garmin knows the very exercise, the watch shows no name of ours (a custom step)
+    # or only the category's ("Plyo"): the note then starts with the drill's name.
+    label = amount if exercise is not None and exercise[1] else f"{drill.name}: {amount}"
     note = f"{label}. {cue}" if cue else label
     sets, rest_s = drill.dose.sets, drill.dose.rest_s
     out: list[ExecutableStep | RepeatGroup] = []

@@ -274,23 +274,25 @@ class GarminExercise(BaseModel):
 
     ``category`` and ``exercise`` are garminconnect's enum values (``garminconnect.exercises``),
     e.g. ``CALF_RAISE`` / ``SINGLE_LEG_STANDING_CALF_RAISE``; the pair must be in that catalogue.
+    Without ``exercise`` the watch shows the category's name (garminconnect's empty exercise
+    name): for a drill that is plainly, say, a lunge but not one of Garmin's lunges.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     category: Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Z0-9_]+$")]
-    exercise: Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Z0-9_]+$")]
+    exercise: Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Z0-9_]+$")] | None = None
 
     @model_validator(mode="after")
     def _known_to_garmin(self) -> Self:
         known = garmin_exercise_names()
-        if (self.category, self.exercise) in known:
-            return self
         categories = {category for category, _ in known}
         if self.category not in categories:
             close = difflib.get_close_matches(self.category, sorted(categories), n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise _FieldError("category", f"{self.category} is not a Garmin category{hint}")
+        if self.exercise is None or (self.category, self.exercise) in known:
+            return self
         names = sorted(name for category, name in known if category == self.category)
         close = difflib.get_close_matches(self.exercise, names, n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""

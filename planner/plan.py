@@ -145,7 +145,8 @@ class PlannedDrill:
     ``target`` is the area the block was planned for (an area, or ``general``); ``areas`` are
     the drill's own primary then secondary areas from the catalogue. ``evidence`` holds the
     analysis sentences the reason rests on. ``garmin_exercise`` is the catalogue's Garmin
-    (category, exercise) pair, or None for a drill Garmin has no exercise for.
+    (category, exercise) pair (exercise ``""``: the category alone), or None for a drill with
+    no Garmin equivalent.
     """
 
     id: str

@@ -635,7 +635,7 @@ def _planned(
         cues=drill.cues,
         source=drill.source,
         garmin_exercise=(
-            None if drill.garmin is None else (drill.garmin.category, drill.garmin.exercise)
+            None if drill.garmin is None else (drill.garmin.category, drill.garmin.exercise or "")
         ),
     )
 

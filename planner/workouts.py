@@ -25,9 +25,6 @@ _NAME_CHARS: Final = 40
 _NOTE_CHARS: Final = 60
 
 _TYPES: Final = Profile["types"]
-#: Drills without a Garmin exercise still get a category from their kind, so a watch can
-#: group them; the exercise name is left out.
-_KIND_CATEGORIES: Final = {"plyometric": "plyo", "warmup": "warm_up"}
 
 
 def _ascii(text: str, limit: int) -> str:
@@ -44,11 +41,10 @@ def exercise_fields(drill: PlannedDrill) -> dict[str, Any]:
     ``exercise_category`` and ``<category>_exercise_name`` types; names starting with a digit
     carry a leading ``_`` in garminconnect (``_3_WAY_CALF_RAISE``). The exercise name is a
     number whose meaning depends on the category, so it is written only when the profile
-    knows it.
+    knows it. A category-only catalogue entry (exercise ``""``) writes the category alone.
     """
     if drill.garmin_exercise is None:
-        fallback = _KIND_CATEGORIES.get(drill.kind)
-        return {} if fallback is None else {"exercise_category": fallback}
+        return {}
     category, exercise = (part.lower().lstrip("_") for part in drill.garmin_exercise)
     if category not in _TYPES["exercise_category"].values():
         return {}

@@ -119,6 +119,7 @@ class Fault:
     action: int | str
     times: int
     method: str | None = None
+    after: int = 0  # let this many matching requests through first
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,8 @@ def check_workout(body: Any) -> str | None:
     if workout.to_dict() != body:
         return "the body is not what garminconnect's model serialises (extra or missing keys)"
     known = {(e["category"], e["exercise"]) for e in EXERCISES}
+    # An empty exercise name shows the category alone (garminconnect.workout's helpers).
+    known |= {(e["category"], "") for e in EXERCISES}
     orders: list[int] = []
 
     def walk(steps: list[Any]) -> str | None:
@@ -246,10 +249,15 @@ class GarminServer:
     # -- set-up and inspection ----------------------------------------------------------------
 
     def fail(
-        self, prefix: str, action: int | str, times: int = 1, method: str | None = None
+        self,
+        prefix: str,
+        action: int | str,
+        times: int = 1,
+        method: str | None = None,
+        after: int = 0,
     ) -> None:
         with self._lock:
-            self.faults.append(Fault(prefix, action, times, method))
+            self.faults.append(Fault(prefix, action, times, method, after))
 
     def count(self, prefix: str, method: str | None = None) -> int:
         with self._lock:
@@ -272,6 +280,9 @@ class GarminServer:
                     and path.startswith(fault.prefix)
                     and fault.method in (None, method)
                 ):
+                    if fault.after > 0:
+                        fault.after -= 1
+                        continue
                     fault.times -= 1
                     return fault.action
         return None
