@@ -288,7 +288,7 @@ def strava() -> None:
 
 @cli.group("garmin")
 def garmin() -> None:
-    """Log in to or out of Garmin Connect."""
+    """Log in to or out of Garmin Connect, and put your plan on its calendar."""
 
 
 # -- Garmin Connect: login, logout, sync (docs/garmin.md) ------------------------------------
@@ -794,14 +794,17 @@ def _iso_week(_ctx: click.Context, _param: click.Parameter, value: str | None) -
         raise click.BadParameter(str(exc)) from None
 
 
-@cli.command("plan")
-@click.option("--athlete", "athlete_id", help="Plan for this athlete (default: 'me').")
-@click.option(
+_week_option = click.option(
     "--week",
     callback=_iso_week,
     metavar="YYYY-Www",
     help="ISO week, e.g. 2026-W49 (default: next week in the athlete's timezone).",
 )
+
+
+@cli.command("plan")
+@click.option("--athlete", "athlete_id", help="Plan for this athlete (default: 'me').")
+@_week_option
 @click.option(
     "--format",
     "fmt",
@@ -1060,12 +1063,7 @@ def _show_weekly_push(pushed: Any) -> None:
 
 @garmin.command("push-plan")
 @click.option("--athlete", "athlete_id", help="Whose plan (default: 'me').")
-@click.option(
-    "--week",
-    callback=_iso_week,
-    metavar="YYYY-Www",
-    help="ISO week, e.g. 2026-W49 (default: next week in the athlete's timezone).",
-)
+@_week_option
 @click.option("--dry-run", is_flag=True, help="Print the JSON that would be sent; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @pass_ctx

@@ -51,22 +51,11 @@ _COLUMNS = tuple(f.name for f in fields(PushedWorkout))
 
 
 def _row(row: sqlite3.Row) -> PushedWorkout:
-    scheduled = row["scheduled_day"]
-    return PushedWorkout(
-        athlete_id=row["athlete_id"],
-        week=row["week"],
-        session_id=row["session_id"],
-        plan_revision=int(row["plan_revision"]),
-        name=row["name"],
-        marker=row["marker"],
-        content_hash=row["content_hash"],
-        day=date.fromisoformat(row["day"]),
-        state=row["state"],
-        workout_id=row["workout_id"],
-        schedule_id=row["schedule_id"],
-        scheduled_day=None if scheduled is None else date.fromisoformat(scheduled),
-        updated_at=row["updated_at"],
-    )
+    values = {name: row[name] for name in _COLUMNS}
+    for name in ("day", "scheduled_day"):
+        if values[name] is not None:
+            values[name] = date.fromisoformat(values[name])
+    return PushedWorkout(**values)
 
 
 def pushed_week(store: Store, athlete_id: str, week: str) -> dict[str, PushedWorkout]:

@@ -46,6 +46,22 @@ _PROFILES = {
 }
 
 
+def point_at(server: GarminServer, monkeypatch: Any) -> None:
+    """Send every Garmin API and login request to ``server``; no other token store applies."""
+    for name, value in (
+        ("STRIDEWISE_GARMIN_API", server.url),
+        ("STRIDEWISE_GARMIN_SSO", server.url),
+    ):
+        monkeypatch.setenv(name, value)
+    for name in (
+        "STRIDEWISE_GARMIN_TOKENS",
+        "STRIDEWISE_GARMIN_EMAIL",
+        "STRIDEWISE_GARMIN_PASSWORD",
+        "GARMINTOKENS",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
 def fixture_json(name: str) -> Any:
     return json.loads((GARMIN_FIXTURES / name).read_text(encoding="utf-8"))
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from connectors.garmin import API_ENV, EMAIL_ENV, PASSWORD_ENV, SSO_ENV, TOKENS_ENV, token_file
+from connectors.garmin import token_file
 from connectors.garmin_workouts import plan_workouts, session_workout
 from planner.pushstore import pushed_week
 from planner.roster import AthleteChanges, add_athlete, edit_athlete
@@ -28,6 +28,7 @@ from tests.garmin_server import (
     WORKOUT_PATH,
     GarminServer,
     check_workout,
+    point_at,
     token_store,
 )
 from tests.test_render import _plan
@@ -41,10 +42,7 @@ WRITES = ("POST", "PUT", "DELETE")
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[GarminServer]:
     """A loopback Garmin Connect, logged in from stored tokens."""
     with GarminServer() as srv:
-        monkeypatch.setenv(API_ENV, srv.url)
-        monkeypatch.setenv(SSO_ENV, srv.url)
-        for name in (TOKENS_ENV, EMAIL_ENV, PASSWORD_ENV, "GARMINTOKENS"):
-            monkeypatch.delenv(name, raising=False)
+        point_at(srv, monkeypatch)
         path = token_file()
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         path.write_text(token_store(srv.token), encoding="utf-8")
@@ -374,8 +372,13 @@ def test_roster_option_opts_in_and_out(db: Path, run_cli: Run) -> None:
     assert shown.json()["garmin_calendar"] is True
     added = run_cli("athlete", "add", "bo", "--name", "Bo", "--email", "bo@example.org", "--json")
     assert added.json()["garmin_calendar"] is False
+    # One Garmin login, one calendar: a second athlete would share it, so it is refused.
+    second = run_cli("athlete", "edit", "bo", "--garmin-calendar")
+    assert second.code == 1
+    assert "ana already uses the Garmin calendar" in second.err
     off = run_cli("athlete", "edit", "ana", "--no-garmin-calendar", "--json")
     assert off.json()["garmin_calendar"] is False
+    assert run_cli("athlete", "edit", "bo", "--garmin-calendar").code == 0
 
 
 def test_send_weekly_garmin_pushes_opted_in_athletes(
@@ -406,23 +409,15 @@ def test_send_weekly_garmin_pushes_opted_in_athletes(
     assert len(server.calendar()) == 3
 
 
-def test_send_weekly_garmin_stops_everyone_after_a_refused_login(
-    server: GarminServer, db: Path
-) -> None:
+def test_send_weekly_garmin_stops_at_a_refused_login(server: GarminServer, db: Path) -> None:
     server.token = "refused"
     with Store(db) as store:
-        for athlete_id in ("bo", "cy"):
-            add_athlete(
-                store,
-                athlete_id,
-                AthleteChanges(name=athlete_id, email=f"{athlete_id}@example.org"),
-            )
-        for athlete_id in ("ana", "bo", "cy"):
-            edit_athlete(store, athlete_id, AthleteChanges(garmin_calendar=True))
+        edit_athlete(store, "ana", AthleteChanges(garmin_calendar=True))
         from planner.services.garmin_push import push_weekly
 
         done = push_weekly(store, week=WEEK)
-    assert [a for a, _ in done.failed] == ["ana", "bo", "cy"]
+    assert [a for a, _ in done.failed] == ["ana"]
     assert "garmin login" in done.failed[0][1]
-    assert all(r.startswith("not attempted") for _, r in done.failed[1:])
+    assert done.has_problems
     assert sum(server.count(p) for p in SSO_PREFIXES) == 0
+    assert server.workouts == {}
