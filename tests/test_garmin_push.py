@@ -17,9 +17,9 @@ import pytest
 
 from connectors.garmin import token_file
 from connectors.garmin_workouts import plan_workouts, session_workout
-from planner.pushstore import pushed_week
-from planner.roster import AthleteChanges, add_athlete, edit_athlete
-from planner.store import Store
+from planner.services.roster import AthleteChanges, add_athlete, edit_athlete
+from planner.store.database import Store
+from planner.store.garmin_workouts import pushed_week
 from tests.conftest import CliResult
 from tests.garmin_server import (
     SCHEDULE_PATH,

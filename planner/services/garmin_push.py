@@ -8,8 +8,8 @@ history) there is one Garmin workout, scheduled on the session's day:
 * a session whose workout is unchanged is left alone, so re-running changes nothing;
 * a revised session is updated in place (its calendar entry stays), and moved when its day
   changed; a session the revised plan dropped is taken off the calendar and deleted;
-* only workouts recorded in ``garmin_workouts`` (planner/pushstore.py) are ever changed or
-  deleted: nothing stridewise did not create is touched.
+* only workouts recorded in ``garmin_workouts`` (planner/store/garmin_workouts.py) are ever
+  changed or deleted: nothing stridewise did not create is touched.
 
 Each request is recorded around it in its own transaction. Creating a workout or a calendar
 entry is not idempotent, so the row says ``uploading`` / ``scheduling`` while the request is
@@ -24,26 +24,24 @@ nothing and records each request, so the real database is left untouched byte fo
 
 from __future__ import annotations
 
-import sqlite3
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from connectors.garmin_workouts import SessionWorkout, plan_workouts
 from planner.errors import AuthError, ConfigError, RateLimitedError, StridewiseError
 from planner.plan import IsoWeek
-from planner.pushstore import (
+from planner.records import DEFAULT_ATHLETE
+from planner.store.database import Store
+from planner.store.garmin_workouts import (
     PushedWorkout,
     PushState,
     forget_pushed,
     pushed_week,
     save_pushed,
 )
-from planner.store import Store
+from planner.store.scratch import scratch_copy
 
 #: The roster preference that opts an athlete in (``athlete add/edit --garmin-calendar``).
 GARMIN_CALENDAR = "garmin_calendar"
@@ -299,22 +297,8 @@ class _Push:
         forget_pushed(self.store, row)
 
 
-@contextmanager
-def scratch_copy(store: Store) -> Iterator[Store]:
-    """A throwaway copy of the database (SQLite's backup API), for a dry run to write into."""
-    with tempfile.TemporaryDirectory(prefix="stridewise-dry-run-") as folder:
-        path = Path(folder) / "scratch.db"
-        target = sqlite3.connect(path)
-        try:
-            store.db.backup(target)
-        finally:
-            target.close()
-        with Store(path) as scratch:
-            yield scratch
-
-
 def _week_of(store: Store, athlete_id: str, week: IsoWeek | None) -> IsoWeek:
-    from planner.weekly import next_week
+    from planner.services.weekly import next_week
 
     return week or next_week(store.get_athlete(athlete_id))
 
@@ -326,7 +310,7 @@ def _run(
     garmin: GarminCalendar | None,
     summary: PushSummary,
 ) -> None:
-    from planner.weekly import build_week
+    from planner.services.weekly import build_week
 
     plan, _ = build_week(store, athlete_id, week)
     summary.revision = plan.revision
@@ -355,13 +339,15 @@ def _run(
 
 def push_plan(
     store: Store,
-    athlete_id: str,
+    athlete_id: str | None,
     week: IsoWeek | None = None,
     *,
     dry_run: bool = False,
     garmin: GarminCalendar | None = None,
 ) -> PushSummary:
-    """Put ``week``'s plan (default: next week) on the athlete's Garmin Connect calendar.
+    """Put ``week``'s plan on the athlete's Garmin Connect calendar.
+
+    Defaults: the default athlete, and the week after this one in their timezone.
 
     Raises
     ------
@@ -370,6 +356,7 @@ def push_plan(
     NotFoundError
         No such athlete.
     """
+    athlete_id = athlete_id or DEFAULT_ATHLETE
     target = _week_of(store, athlete_id, week)
     summary = PushSummary(athlete_id=athlete_id, week=str(target), dry_run=dry_run)
     if dry_run:
@@ -415,7 +402,7 @@ def push_weekly(
     time zone); an explicit ``week`` is pushed now. A refused login or a 429 stops the pushes
     of everyone after it: each further request would meet the same answer.
     """
-    from planner.sendweekly import due_week, parse_week
+    from planner.services.sendweekly import due_week, parse_week
 
     now = now or datetime.now(UTC)
     forced = parse_week(week) if week is not None else None

@@ -4,9 +4,6 @@ One row per plan session pushed by ``stridewise garmin push-plan``: Garmin's wor
 calendar-entry id, the content hash of the workout sent and the plan revision it came from.
 Each change is its own transaction, written around the request it records, so an interrupted
 push leaves rows that say exactly how far it got (see :mod:`planner.services.garmin_push`).
-
-This module belongs in ``planner/store/`` (as ``planner/store/garmin_workouts.py``) once the
-store package exists; it is kept here until then so ``planner.store`` stays importable.
 """
 
 from __future__ import annotations
@@ -18,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     import sqlite3
 
-    from planner.store import Store
+    from planner.store.database import Store
 
 PushState = Literal["uploading", "uploaded", "scheduling", "scheduled"]
 

@@ -185,8 +185,8 @@ def m007_garmin_workouts(db: sqlite3.Connection) -> None:
         db,
         """
         -- What 'garmin push-plan' put on an athlete's Garmin Connect calendar
-        -- (planner/pushstore.py, docs/garmin.md): one row per plan session, with Garmin's
-        -- workout and calendar-entry ids. Only workouts listed here are ever changed or
+        -- (planner/store/garmin_workouts.py, docs/garmin.md): one row per plan session, with
+        -- Garmin's workout and calendar-entry ids. Only workouts listed here are ever changed or
         -- deleted. 'uploading' and 'scheduling' record a request whose answer may have been
         -- lost, so a re-run looks before creating anything twice. No foreign key to athletes
         -- on purpose: removing an athlete keeps the record of what is on their calendar.
