@@ -312,14 +312,14 @@ def _run(
 ) -> None:
     from planner.services.weekly import build_week
 
+    if garmin is None:
+        from connectors.garmin import GarminConnect
+
+        garmin = GarminConnect()  # reads the stored tokens: not logged in stops here
     plan, _ = build_week(store, athlete_id, week)
     summary.revision = plan.revision
     wanted = plan_workouts(plan)
     have = pushed_week(store, athlete_id, str(week))
-    if garmin is None:
-        from connectors.garmin import GarminConnect
-
-        garmin = GarminConnect()
     push = _Push(store, garmin, summary, plan.revision)
     try:
         for want in wanted:
