@@ -13,7 +13,7 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,9 +22,11 @@ import icalendar
 import pytest
 import requests
 
+from connectors.garmin import token_file as garmin_token_file
 from planner.plan import IsoWeek
 from planner.store.database import Store
 from tests.conftest import CliResult
+from tests.garmin_server import GarminServer, point_at, token_store
 from tests.web_helpers import csrf_of, live_server, page
 
 if TYPE_CHECKING:
@@ -322,3 +324,38 @@ def test_calendar_url_for_an_unknown_athlete_is_one_line(run_cli: Run) -> None:
     assert result.err.strip() == (
         "stridewise: error: no athlete 'nobody' (see 'stridewise athlete list')"
     )
+
+
+def garmin_writes(server: GarminServer) -> list[tuple[str, str]]:
+    return [
+        (r.method, r.path) for r in list(server.requests) if r.method in ("POST", "PUT", "DELETE")
+    ]
+
+
+@pytest.fixture
+def garmin(monkeypatch: pytest.MonkeyPatch) -> Iterator[GarminServer]:
+    """The loopback Garmin Connect (tests/garmin_server.py), logged in from stored tokens."""
+    with GarminServer() as srv:
+        point_at(srv, monkeypatch)
+        path = garmin_token_file()
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.write_text(token_store(srv.token), encoding="utf-8")
+        path.chmod(0o600)
+        yield srv
+
+
+def test_push_button_puts_the_week_on_garmin_once(roster_db: Path, garmin: GarminServer) -> None:
+    with live_server(roster_db) as base:
+        session = requests.Session()
+        first = press(session, base, "ana", "push")
+        assert "The plan was pushed to Garmin" in first
+        calendar = garmin.calendar()
+        assert calendar  # every session of the week is on the calendar
+        writes = garmin_writes(garmin)
+        assert writes
+        again = press(session, base, "ana", "push")
+        assert "The plan was pushed to Garmin" in again
+        assert garmin_writes(garmin) == writes  # nothing sent twice
+        roster = page(session, base + "/")
+    assert garmin.calendar() == calendar
+    assert "built, on Garmin" in roster

@@ -49,7 +49,7 @@ ErrorKind = Literal["sync", "plan", "send", "push"]
 SORTS: tuple[str, ...] = ("name", "limiter", "probability", "last_run", "plan")
 
 
-# -- optional services from other work (progress: issue 12; Garmin push: issue 13) -----------
+# -- the progress verdict: issue 12's service, "unknown" while it is not in this version --------
 
 
 @functools.cache
@@ -83,10 +83,33 @@ def progress_verdict(store: Store, athlete_id: str) -> Progress:
     return value if value in PROGRESS_VERDICTS else UNKNOWN
 
 
-def on_garmin(store: Store, athlete_id: str, week: IsoWeek) -> bool | None:
-    """Whether the week's plan is on the athlete's Garmin calendar; None when unknown."""
-    value = _ask("garmin_push", "is_pushed", store, athlete_id, str(week))
-    return None if value is None else bool(value)
+def _garmin_revisions(
+    store: Store, weeks: Sequence[str], athlete_id: str | None = None
+) -> dict[tuple[str, str], int]:
+    """(athlete, week) -> plan revision whose sessions are all on the Garmin calendar
+    (``garmin push-plan``'s state, planner/store/garmin_workouts.py)."""
+    marks = ",".join("?" for _ in weeks)
+    sql = (
+        "SELECT athlete_id, week, MIN(plan_revision), MAX(plan_revision),"
+        " MIN(state = 'scheduled') FROM garmin_workouts"
+        f" WHERE week IN ({marks})"
+    )
+    args: list[str] = list(weeks)
+    if athlete_id is not None:
+        sql += " AND athlete_id = ?"
+        args.append(athlete_id)
+    out = {}
+    for row in store.db.execute(sql + " GROUP BY athlete_id, week", args):
+        if row[2] == row[3] and row[4]:
+            out[(row[0], row[1])] = int(row[2])
+    return out
+
+
+def on_garmin(store: Store, athlete_id: str, week: IsoWeek, revision: int) -> bool:
+    """Whether every session of the week's plan at ``revision`` is on the Garmin calendar."""
+    return (
+        _garmin_revisions(store, [str(week)], athlete_id).get((athlete_id, str(week))) == revision
+    )
 
 
 # -- errors shown on the roster ---------------------------------------------------------------
@@ -169,7 +192,7 @@ class RosterRow:
     last_error: AthleteError | None
 
 
-def _plan_state(built: bool, mailed: bool, garmin: bool | None) -> str:
+def _plan_state(built: bool, mailed: bool, garmin: bool) -> str:
     if not built:
         return "not built"
     states = ["built"]
@@ -230,6 +253,7 @@ def roster(
             wanted,
         )
     }
+    garmin = _garmin_revisions(store, wanted)
     errors = _errors(store)
     rows = []
     for athlete in athletes:
@@ -240,7 +264,7 @@ def roster(
             continue
         key = (athlete.id, week)
         revision = built.get(key)
-        garmin = on_garmin(store, athlete.id, IsoWeek.parse(week)) if revision else None
+        pushed = revision is not None and garmin.get(key) == revision
         errs = errors.get(athlete.id, [])
         rows.append(
             RosterRow(
@@ -250,7 +274,7 @@ def roster(
                 limiter=top,
                 progress=progress_verdict(store, athlete.id),
                 week=week,
-                plan_state=_plan_state(revision is not None, key in mailed, garmin),
+                plan_state=_plan_state(revision is not None, key in mailed, pushed),
                 plan_revision=revision,
                 last_error=errs[0] if errs else None,
             )
@@ -295,7 +319,7 @@ class AthleteView:
     plan_state: str
     progress: Progress
     mailed: bool
-    garmin: bool | None
+    garmin: bool
     calendar: bool
     errors: tuple[AthleteError, ...]
     chart_version: str
@@ -344,7 +368,7 @@ def athlete_view(
         ).fetchone()
         is not None
     )
-    garmin = on_garmin(store, athlete_id, week) if plan is not None else None
+    garmin = plan is not None and on_garmin(store, athlete_id, week, plan.revision)
     return AthleteView(
         athlete=athlete,
         week=week,
@@ -461,16 +485,20 @@ def send_plan(store: Store, athlete_id: str, week: IsoWeek) -> ActionResult:
 
 
 def push_plan(store: Store, athlete_id: str, week: IsoWeek) -> ActionResult:
-    """Put the week's plan on the athlete's Garmin calendar (the Garmin push service)."""
+    """Put the week's plan on the athlete's Garmin calendar, exactly once (``garmin
+    push-plan``: unchanged sessions are left alone, revised ones updated in place)."""
+    from planner.services.garmin_push import push_plan as push_to_garmin
+
     store.get_athlete(athlete_id)
 
     def run() -> ActionResult:
-        module = _optional("garmin_push")
-        push = None if module is None else getattr(module, "push_week", None)
-        if push is None:
-            raise ConfigError("pushing plans to Garmin is not available in this version")
-        outcome = push(store, athlete_id, str(week))
-        return ActionResult(True, str(outcome) or f"Plan for {week} is on Garmin.")
+        summary = push_to_garmin(store, athlete_id, week)
+        if not summary.complete:
+            return ActionResult(False, summary.message or "the push stopped")
+        changed = sum(1 for s in summary.sessions if s.action != "unchanged")
+        n = len(summary.sessions)
+        what = "nothing changed" if not changed else f"{changed} of {n} sessions sent"
+        return ActionResult(True, f"Plan for {week} is on Garmin ({what}).")
 
     return _guarded(store, athlete_id, "push", run)
 
