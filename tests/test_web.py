@@ -93,11 +93,12 @@ def test_rebuild_needs_the_csrf_token_and_changes_nothing_twice(roster_db: Path)
         assert revision(roster_db, "ana", week) is None
 
         html = press(session, base, "ana", "rebuild")
-        assert "The plan was rebuilt" in html
+        assert f"Plan for {week} built (revision 1)." in html
         assert f"The plan for {week}" in html
         assert "session" in html
         assert revision(roster_db, "ana", week) == 1
-        press(session, base, "ana", "rebuild")
+        again = press(session, base, "ana", "rebuild")
+        assert f"Plan for {week} is up to date (revision 1)." in again
         assert revision(roster_db, "ana", week) == 1  # same data, same plan, same revision
 
         roster = page(session, base + "/")
@@ -136,8 +137,10 @@ def test_send_button_mails_the_week_once(
 ) -> None:
     with live_server(roster_db) as base:
         session = requests.Session()
-        assert "The plan was e-mailed" in press(session, base, "ana", "send")
-        press(session, base, "ana", "send")
+        sent = press(session, base, "ana", "send")
+        assert f"Plan for {this_week()} e-mailed to ana@example.org." in sent
+        again = press(session, base, "ana", "send")
+        assert "was already e-mailed: not sent again" in again
         roster = page(session, base + "/")
     assert len(smtp_server.received) == 1
     assert "ana@example.org" in smtp_server.received[0].message()["To"]
@@ -148,7 +151,8 @@ def test_a_failed_action_is_the_athletes_last_error(roster_db: Path) -> None:
     with live_server(roster_db) as base:
         session = requests.Session()
         html = press(session, base, "bo", "send")  # no SMTP server configured
-        assert "That did not work" in html
+        assert 'class="notice notice-bad"' in html
+        assert "[smtp]" in html or "SMTP" in html  # the reason, in plain words
         roster = page(session, base + "/")
     row = re.search(r'href="/athletes/bo".*?</tr>', roster, re.S)
     assert row is not None
@@ -187,10 +191,10 @@ def test_serve_refuses_a_public_address_without_an_access_token(
 
 def test_with_an_access_token_pages_need_a_login(roster_db: Path) -> None:
     with live_server(roster_db, token=TOKEN, loopback_only=False) as base:
-        session = requests.Session()
-        first = session.get(base + "/", timeout=60, allow_redirects=False)
+        first = requests.get(base + "/", timeout=60, allow_redirects=False)
         assert first.status_code == 303
         assert first.headers["Location"] == "/login"
+        session = requests.Session()  # a browser opening the log-in page first
         login = page(session, base + "/login")
         wrong = session.post(
             base + "/login", data={"csrf": csrf_of(login), "token": "nope"}, timeout=60
@@ -257,6 +261,7 @@ def _feed(url: str) -> tuple[int, icalendar.Calendar | None]:
     if answer.status_code != 200:
         return answer.status_code, None
     assert answer.headers["Content-Type"].startswith("text/calendar")
+    assert "Set-Cookie" not in answer.headers  # a calendar app gets no session
     return 200, icalendar.Calendar.from_ical(answer.content)
 
 
@@ -348,13 +353,14 @@ def test_push_button_puts_the_week_on_garmin_once(roster_db: Path, garmin: Garmi
     with live_server(roster_db) as base:
         session = requests.Session()
         first = press(session, base, "ana", "push")
-        assert "The plan was pushed to Garmin" in first
+        assert f"Plan for {this_week()} is on Garmin (" in first
+        assert "sessions sent)" in first
         calendar = garmin.calendar()
         assert calendar  # every session of the week is on the calendar
         writes = garmin_writes(garmin)
         assert writes
         again = press(session, base, "ana", "push")
-        assert "The plan was pushed to Garmin" in again
+        assert f"Plan for {this_week()} is on Garmin (nothing changed)." in again
         assert garmin_writes(garmin) == writes  # nothing sent twice
         roster = page(session, base + "/")
     assert garmin.calendar() == calendar

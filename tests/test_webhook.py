@@ -249,7 +249,7 @@ def test_strava_connect_can_finish_on_the_server(
         csrf = csrf_of(browser.get(f"{base}/athletes/bo", timeout=60).text)
         answer = browser.post(f"{base}/athletes/bo/strava-connect", data={"csrf": csrf}, timeout=60)
         assert answer.status_code == 200
-        assert answer.url == f"{base}/athletes/bo?done=connected"
+        assert answer.url == f"{base}/athletes/bo"
         assert "Strava is connected" in answer.text
         (consent,) = strava.requests_to("/oauth/authorize")
         assert consent.query["redirect_uri"] == f"{base}/strava/authorized"

@@ -94,14 +94,9 @@ def create_app(settings: WebSettings, *, worker: EventWorker | None = None) -> S
         athlete_id = request.path_params["athlete_id"]
         week = dashboard.week_param(request.query_params.get("week"))
         view = await call(dashboard.athlete_view, athlete_id, week)
-        notice = request.query_params.get("done")
-        return page(
-            request,
-            "athlete.html.j2",
-            view=view,
-            notice=NOTICES.get(notice or ""),
-            failed=notice == "failed",
-        )
+        session = session_of(request)
+        notice, session.notice = session.notice, None
+        return page(request, "athlete.html.j2", view=view, notice=notice)
 
     async def chart(request: Request) -> Response:
         athlete_id = request.path_params["athlete_id"]
@@ -118,8 +113,8 @@ def create_app(settings: WebSettings, *, worker: EventWorker | None = None) -> S
         if not csrf_ok(request, form):
             return PlainTextResponse("this form has expired: reload the page", status_code=403)
         result = await call(dashboard.action, name, athlete_id, form.get("week"))
-        done = name if result.ok else "failed"
-        target = f"/athletes/{quote(athlete_id)}?week={result.week}&done={done}"
+        session_of(request).notice = (result.ok, result.message)
+        target = f"/athletes/{quote(athlete_id)}?week={result.week}"
         return RedirectResponse(target, status_code=303)
 
     async def strava_connect(request: Request) -> Response:
@@ -143,7 +138,8 @@ def create_app(settings: WebSettings, *, worker: EventWorker | None = None) -> S
             raise AuthError("this Strava answer does not belong to a connect started here")
         query = {k: v for k, v in q.items() if k in ("code", "state", "scope", "error")}
         await run_in_threadpool(accounts.strava_connect_finish, athlete_id, query, state)
-        return RedirectResponse(f"/athletes/{quote(athlete_id)}?done=connected", status_code=303)
+        session_of(request).notice = (True, "Strava is connected: new runs arrive by webhook.")
+        return RedirectResponse(f"/athletes/{quote(athlete_id)}", status_code=303)
 
     async def feed(request: Request) -> Response:
         token = request.path_params["token"]
@@ -240,12 +236,3 @@ def create_app(settings: WebSettings, *, worker: EventWorker | None = None) -> S
         lifespan=lifespan,
         max_body_size=MAX_BODY_BYTES,
     )
-
-
-NOTICES = {
-    "rebuild": "The plan was rebuilt (an unchanged week keeps its revision).",
-    "send": "The plan was e-mailed (a week already sent is not sent again).",
-    "push": "The plan was pushed to Garmin.",
-    "connected": "Strava is connected: new runs arrive with the next sync or webhook event.",
-    "failed": "That did not work: the reason is shown below.",
-}

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -33,6 +34,11 @@ SESSION_COOKIE: Final = "stridewise_session"
 #: Paths anyone may reach: the calendar feed (its token is its credential), Strava's webhook
 #: (Strava cannot log in), the log-in page and the stylesheets.
 PUBLIC_PREFIXES: Final = ("/calendar/", "/strava/webhook", "/login", "/static/")
+#: Paths machines poll or post to: they get no session (and no cookie).
+SESSIONLESS_PREFIXES: Final = ("/calendar/", "/strava/webhook", "/static/")
+#: Sessions kept at most, oldest dropped first: a client that never sends its cookie back
+#: must not grow the table without end. Our own number, far above one coach's browsers.
+MAX_SESSIONS: Final = 5000
 LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
 #: Content-Security-Policy: no scripts at all, styles and images only from this server (and
 #: the charts as data: URIs), no framing, forms post only here.
@@ -48,6 +54,8 @@ class Session:
     authed: bool = False
     # Strava connects this session started: state -> athlete (the redirect must match one).
     connects: dict[str, str] = field(default_factory=dict)
+    # What the last button did (ok, sentence), shown once on the next page.
+    notice: tuple[bool, str] | None = None
 
 
 class Guard(BaseHTTPMiddleware):
@@ -57,7 +65,7 @@ class Guard(BaseHTTPMiddleware):
         super().__init__(app)
         self.access_token = access_token
         self.loopback_only = loopback_only
-        self.sessions: dict[str, Session] = {}
+        self.sessions: OrderedDict[str, Session] = OrderedDict()
 
     def check_token(self, given: str) -> bool:
         return self.access_token is not None and secrets.compare_digest(
@@ -81,18 +89,25 @@ class Guard(BaseHTTPMiddleware):
         host = (request.headers.get("host") or "").rsplit(":", 1)[0]
         if self.loopback_only and host not in LOOPBACK_HOSTS:
             return PlainTextResponse("unknown host name", status_code=400)
+        path = request.url.path
         sid = request.cookies.get(SESSION_COOKIE, "")
         session = self.sessions.get(sid)
-        fresh = session is None
+        fresh = session is None and not path.startswith(SESSIONLESS_PREFIXES)
         if session is None:
-            sid, session = secrets.token_urlsafe(32), Session()
+            session = Session()  # a machine's request: used for this request only
+        if fresh:
+            sid = secrets.token_urlsafe(32)
             self.sessions[sid] = session
+            while len(self.sessions) > MAX_SESSIONS:
+                self.sessions.popitem(last=False)
+        elif sid in self.sessions:
+            self.sessions.move_to_end(sid)  # recently used: dropped last
         bearer = request.headers.get("authorization", "")
         if bearer.startswith("Bearer ") and self.check_token(bearer[len("Bearer ") :]):
             session.authed = True
         request.state.session = session
         request.state.guard = self
-        public = request.url.path.startswith(PUBLIC_PREFIXES)
+        public = path.startswith(PUBLIC_PREFIXES)
         if self.access_token is not None and not session.authed and not public:
             if request.method == "GET":
                 response: Response = RedirectResponse("/login", status_code=303)
@@ -100,7 +115,7 @@ class Guard(BaseHTTPMiddleware):
                 response = PlainTextResponse("log in first", status_code=401)
         else:
             response = await call_next(request)
-        if fresh and not public:
+        if fresh:
             response.set_cookie(
                 SESSION_COOKIE,
                 sid,
