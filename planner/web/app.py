@@ -36,7 +36,7 @@ from planner.errors import AuthError, NotFoundError, StridewiseError
 from planner.services import accounts, calendar, dashboard, strava_webhook
 from planner.services.activities import open_store
 from planner.services.strava_webhook import EventWorker
-from planner.web.security import Guard, csrf_ok, log_in, login_needed, session_of
+from planner.web.security import Guard, csrf_ok, log_in, session_of
 
 log = logging.getLogger("stridewise.web")
 
@@ -65,9 +65,7 @@ def create_app(settings: WebSettings, *, worker: EventWorker | None = None) -> S
         return await run_in_threadpool(with_store, fn, *args, **kwargs)
 
     def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-        html = render_page(
-            name, csrf=session_of(request).csrf, login_needed=login_needed(request), **context
-        )
+        html = render_page(name, csrf=session_of(request).csrf, **context)
         return HTMLResponse(html, status_code=status)
 
     async def form_of(request: Request) -> dict[str, str]:

@@ -158,8 +158,3 @@ def log_in(request: Request, token: str) -> bool:
         return False
     session_of(request).authed = True
     return True
-
-
-def login_needed(request: Request) -> bool:
-    guard: Guard = request.state.guard
-    return guard.access_token is not None
