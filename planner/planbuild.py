@@ -40,8 +40,6 @@ from typing import Final
 from drills.catalogue import Catalogue, Contraindication, Drill, Equipment, Kind
 from planner.errors import ConfigError
 from planner.plan import (
-    AREA_LABELS,
-    GENERAL,
     AreaEmphasis,
     IsoWeek,
     KeyMetric,
@@ -54,7 +52,15 @@ from planner.plan import (
     PlanSession,
     TrendPoint,
 )
-from planner.records import AREAS, WEEKDAYS, Analysis, LimiterEstimate, Preferences
+from planner.records import (
+    AREA_LABELS,
+    AREAS,
+    GENERAL,
+    WEEKDAYS,
+    Analysis,
+    LimiterEstimate,
+    Preferences,
+)
 from planner.training import TrainingSummary
 
 LEVELS: Final = ("beginner", "intermediate", "advanced")
