@@ -111,9 +111,9 @@ def fill(db: Path, n_athletes: int) -> None:
 
 def per_athlete(db: Path) -> None:
     """The baseline: the same data through the per-athlete calls, one athlete at a time."""
-    from planner.delivery.outbox import Outbox
     from planner.services.weekly import current_week
     from planner.store.database import Store
+    from planner.store.outbox import Outbox
     from planner.store.planstore import get_plan, load_history
 
     with Store(db) as store:

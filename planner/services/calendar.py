@@ -17,10 +17,16 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from planner.errors import ConfigError, NotFoundError
 from planner.plan import Plan
+from planner.store.calendar_feeds import (
+    athlete_of_feed,
+    delete_feed_token,
+    feed_token,
+    save_feed_token,
+)
 from planner.store.config import load_config
 from planner.store.database import Store
 from planner.store.planstore import get_plan
@@ -63,49 +69,30 @@ def calendar_url(
 ) -> CalendarUrl:
     """The athlete's feed address; ``rotate`` issues a new token and revokes the old one."""
     store.get_athlete(athlete_id)
-    row = store.db.execute(
-        "SELECT token FROM calendar_feeds WHERE athlete_id = ?", (athlete_id,)
-    ).fetchone()
-    created = row is None or rotate
-    if created:
+    token = feed_token(store, athlete_id)
+    created = token is None or rotate
+    if token is None or rotate:
         token = secrets.token_urlsafe(TOKEN_BYTES)
-        now = datetime.now(UTC).isoformat(timespec="seconds")
-        with store.transaction() as db:
-            db.execute(
-                "INSERT INTO calendar_feeds (athlete_id, token, token_sha256, created_at)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT(athlete_id) DO UPDATE SET"
-                " token = excluded.token, token_sha256 = excluded.token_sha256,"
-                " created_at = excluded.created_at",
-                (athlete_id, token, _sha(token), now),
-            )
-    else:
-        token = str(row["token"])
+        save_feed_token(store, athlete_id, token, _sha(token))
     return CalendarUrl(athlete_id, f"{base_url(base)}{FEED_PREFIX}{token}{FEED_SUFFIX}", created)
 
 
 def revoke_calendar(store: Store, athlete_id: str) -> bool:
     """Withdraw the athlete's feed address; True when there was one."""
     store.get_athlete(athlete_id)
-    with store.transaction() as db:
-        cursor = db.execute("DELETE FROM calendar_feeds WHERE athlete_id = ?", (athlete_id,))
-    return cursor.rowcount > 0
+    return delete_feed_token(store, athlete_id)
 
 
 def has_calendar(store: Store, athlete_id: str) -> bool:
-    row = store.db.execute(
-        "SELECT 1 FROM calendar_feeds WHERE athlete_id = ?", (athlete_id,)
-    ).fetchone()
-    return row is not None
+    return feed_token(store, athlete_id) is not None
 
 
 def athlete_for_token(store: Store, token: str) -> str:
     """The athlete a feed token belongs to; NotFoundError for an unknown or revoked one."""
-    row = store.db.execute(
-        "SELECT athlete_id FROM calendar_feeds WHERE token_sha256 = ?", (_sha(token),)
-    ).fetchone()
-    if row is None:
+    athlete_id = athlete_of_feed(store, _sha(token))
+    if athlete_id is None:
         raise NotFoundError("no such calendar")  # says nothing about why
-    return str(row["athlete_id"])
+    return athlete_id
 
 
 def feed_weeks(store: Store, athlete_id: str, now: datetime | None = None) -> list[Plan]:

@@ -28,8 +28,10 @@ from types import ModuleType
 from typing import Any, Literal
 
 from planner.errors import ConfigError, NotFoundError, StridewiseError
-from planner.plan import AREA_LABELS, IsoWeek, Plan
-from planner.records import AREAS, Analysis, Athlete
+from planner.plan import IsoWeek, Plan
+from planner.records import AREA_LABELS, AREAS, Analysis, Athlete
+from planner.store import dashboard as facts
+from planner.store.dashboard import AthleteError
 from planner.store.database import Store
 from planner.store.planstore import get_plan, load_history
 
@@ -83,73 +85,22 @@ def progress_verdict(store: Store, athlete_id: str) -> Progress:
     return value if value in PROGRESS_VERDICTS else UNKNOWN
 
 
-def _garmin_revisions(
-    store: Store, weeks: Sequence[str], athlete_id: str | None = None
-) -> dict[tuple[str, str], int]:
-    """(athlete, week) -> plan revision whose sessions are all on the Garmin calendar
-    (``garmin push-plan``'s state, planner/store/garmin_workouts.py)."""
-    marks = ",".join("?" for _ in weeks)
-    sql = (
-        "SELECT athlete_id, week, MIN(plan_revision), MAX(plan_revision),"
-        " MIN(state = 'scheduled') FROM garmin_workouts"
-        f" WHERE week IN ({marks})"
-    )
-    args: list[str] = list(weeks)
-    if athlete_id is not None:
-        sql += " AND athlete_id = ?"
-        args.append(athlete_id)
-    out = {}
-    for row in store.db.execute(sql + " GROUP BY athlete_id, week", args):
-        if row[2] == row[3] and row[4]:
-            out[(row[0], row[1])] = int(row[2])
-    return out
-
-
 def on_garmin(store: Store, athlete_id: str, week: IsoWeek, revision: int) -> bool:
     """Whether every session of the week's plan at ``revision`` is on the Garmin calendar."""
-    return (
-        _garmin_revisions(store, [str(week)], athlete_id).get((athlete_id, str(week))) == revision
-    )
+    pushed = facts.garmin_revisions(store, [str(week)], athlete_id)
+    return pushed.get((athlete_id, str(week))) == revision
 
 
 # -- errors shown on the roster ---------------------------------------------------------------
 
 
 def record_error(store: Store, athlete_id: str, kind: ErrorKind, message: str) -> None:
-    now = datetime.now(UTC).isoformat(timespec="seconds")
-    with store.transaction() as db:
-        db.execute(
-            "INSERT INTO athlete_errors (athlete_id, kind, message, at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT(athlete_id, kind) DO UPDATE SET message = excluded.message,"
-            " at = excluded.at",
-            (athlete_id, kind, message, now),
-        )
+    """Show ``message`` as the athlete's last error of this kind on the roster."""
+    facts.record_error(store, athlete_id, kind, message)
 
 
 def clear_error(store: Store, athlete_id: str, kind: ErrorKind) -> None:
-    with store.transaction() as db:
-        db.execute(
-            "DELETE FROM athlete_errors WHERE athlete_id = ? AND kind = ?", (athlete_id, kind)
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class AthleteError:
-    kind: str
-    message: str
-    at: str
-
-
-def _errors(store: Store, athlete_id: str | None = None) -> dict[str, list[AthleteError]]:
-    sql = "SELECT athlete_id, kind, message, at FROM athlete_errors"
-    args: tuple[str, ...] = ()
-    if athlete_id is not None:
-        sql += " WHERE athlete_id = ?"
-        args = (athlete_id,)
-    out: dict[str, list[AthleteError]] = {}
-    for row in store.db.execute(sql + " ORDER BY at DESC", args):
-        out.setdefault(row[0], []).append(AthleteError(row[1], row[2], row[3]))
-    return out
+    facts.clear_error(store, athlete_id, kind)
 
 
 # -- the roster -------------------------------------------------------------------------------
@@ -224,37 +175,13 @@ def roster(
     now = now or datetime.now(UTC)
     athletes = store.list_athletes()
     weeks = {a.id: str(current_week(a, now)) for a in athletes}
-    last_runs = {
-        row[0]: datetime.fromtimestamp(row[1], UTC)
-        for row in store.db.execute(
-            "SELECT athlete_id, MAX(start_ts) FROM activities WHERE sport = 'running'"
-            " GROUP BY athlete_id"
-        )
-    }
-    newest: dict[str, tuple[str, dict[str, Any]]] = {}
-    for row in store.db.execute(
-        "SELECT p.athlete_id, p.week, p.key_metrics FROM plans p JOIN (SELECT athlete_id,"
-        " MAX(week) AS week FROM plans GROUP BY athlete_id) n"
-        " ON n.athlete_id = p.athlete_id AND n.week = p.week"
-    ):
-        newest[row[0]] = (row[1], json.loads(row[2]))
+    last_runs = facts.last_runs(store)
+    newest = facts.newest_plan_metrics(store)
     wanted = sorted(set(weeks.values()))
-    marks = ",".join("?" for _ in wanted)
-    built = {
-        (row[0], row[1]): int(row[2])
-        for row in store.db.execute(
-            f"SELECT athlete_id, week, revision FROM plans WHERE week IN ({marks})", wanted
-        )
-    }
-    mailed = {
-        (row[0], row[1])
-        for row in store.db.execute(
-            f"SELECT athlete_id, week FROM outbox WHERE state = 'sent' AND week IN ({marks})",
-            wanted,
-        )
-    }
-    garmin = _garmin_revisions(store, wanted)
-    errors = _errors(store)
+    built = facts.plan_revisions(store, wanted)
+    mailed = facts.mailed_weeks(store, wanted)
+    garmin = facts.garmin_revisions(store, wanted)
+    errors = facts.athlete_errors(store)
     rows = []
     for athlete in athletes:
         week = weeks[athlete.id]
@@ -361,13 +288,7 @@ def athlete_view(
     analysis = analyze_athlete(store, athlete_id)
     plan = get_plan(store, athlete_id, week)
     history = _history(store, athlete_id)
-    mailed = (
-        store.db.execute(
-            "SELECT 1 FROM outbox WHERE athlete_id = ? AND week = ? AND state = 'sent'",
-            (athlete_id, str(week)),
-        ).fetchone()
-        is not None
-    )
+    mailed = bool(facts.mailed_weeks(store, [str(week)], athlete_id))
     garmin = plan is not None and on_garmin(store, athlete_id, week, plan.revision)
     return AthleteView(
         athlete=athlete,
@@ -381,7 +302,7 @@ def athlete_view(
         mailed=mailed,
         garmin=garmin,
         calendar=has_calendar(store, athlete_id),
-        errors=tuple(_errors(store, athlete_id).get(athlete_id, [])),
+        errors=tuple(facts.athlete_errors(store, athlete_id).get(athlete_id, [])),
         chart_version=_digest(_analysis_digest(analysis), history),
         has_progress_chart=len(history) >= 2,
         limits=tuple(analysis.data.get("limits", ())),
@@ -472,7 +393,7 @@ def send_plan(store: Store, athlete_id: str, week: IsoWeek) -> ActionResult:
     store.get_athlete(athlete_id)
 
     def run() -> ActionResult:
-        summary = send_weekly(store, athlete_ids=[athlete_id], week=str(week))
+        summary = send_weekly(store, athlete_ids=[athlete_id], week=week)
         result = summary.results[-1]
         ok = result.status not in PROBLEMS
         words = {

@@ -20,14 +20,13 @@ endpoint only stores the event (:func:`record_event`, one insert) and hands its 
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
 import queue
 import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,15 @@ from connectors.tokens import open_token_store
 from planner.errors import AuthError, ConfigError, StridewiseError
 from planner.records import DEFAULT_ATHLETE
 from planner.store.database import Store
+from planner.store.strava_events import (
+    StoredEvent,
+    add_event,
+    claim_event,
+    delete_state,
+    finish_event,
+    get_event,
+    queued_keys,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +57,6 @@ ConnectorFactory = Callable[[str], StravaConnector]
 
 def _owner_key(owner_id: int) -> str:
     return f"strava:owner:{owner_id}"
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 # -- the handshake and incoming events --------------------------------------------------------
@@ -118,50 +122,17 @@ def record_event(store: Store, raw: Any) -> tuple[str | None, bool]:
     ours = store.get_state(SUBSCRIPTION_KEY)
     if ours is not None and int(ours) != event.subscription_id:
         return None, False
-    with store.transaction() as db:
-        cursor = db.execute(
-            "INSERT OR IGNORE INTO strava_events (event_key, subscription_id, owner_id,"
-            " object_type, object_id, aspect_type, event_time, updates, state, received_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?)",
-            (
-                event.key,
-                event.subscription_id,
-                event.owner_id,
-                event.object_type,
-                event.object_id,
-                event.aspect_type,
-                event.event_time,
-                json.dumps(event.updates, sort_keys=True),
-                _now(),
-            ),
-        )
-    return event.key, cursor.rowcount == 1
+    new = add_event(store, event.key, dataclasses.asdict(event))
+    return event.key, new
 
 
 def queued_events(store: Store) -> list[str]:
     """Keys of events stored but not yet handled (oldest first)."""
-    return [
-        row[0]
-        for row in store.db.execute(
-            "SELECT event_key FROM strava_events WHERE state = 'queued' ORDER BY received_at"
-        )
-    ]
+    return queued_keys(store)
 
 
-@dataclass(frozen=True, slots=True)
-class EventRecord:
-    key: str
-    state: str
-    athlete_id: str | None
-    outcome: str | None
-
-
-def event_record(store: Store, key: str) -> EventRecord | None:
-    row = store.db.execute(
-        "SELECT event_key, state, athlete_id, outcome FROM strava_events WHERE event_key = ?",
-        (key,),
-    ).fetchone()
-    return None if row is None else EventRecord(row[0], row[1], row[2], row[3])
+def event_record(store: Store, key: str) -> StoredEvent | None:
+    return get_event(store, key)
 
 
 # -- handling one event -----------------------------------------------------------------------
@@ -187,36 +158,21 @@ def athlete_for_owner(store: Store, owner_id: int) -> str | None:
     return None
 
 
-def _finish(store: Store, key: str, state: str, athlete_id: str | None, outcome: str) -> None:
-    with store.transaction() as db:
-        db.execute(
-            "UPDATE strava_events SET state = ?, athlete_id = ?, outcome = ?, finished_at = ?"
-            " WHERE event_key = ?",
-            (state, athlete_id, outcome, _now(), key),
-        )
-
-
 def process_event(store: Store, key: str, connector: ConnectorFactory | None = None) -> str | None:
     """Handle one stored event if nobody has yet; return its outcome (None: not claimed)."""
-    with store.transaction() as db:
-        claimed = db.execute(
-            "UPDATE strava_events SET state = 'running' WHERE event_key = ? AND state = 'queued'",
-            (key,),
-        ).rowcount
-    if not claimed:
+    event = claim_event(store, key)
+    if event is None:
         return None
-    row = store.db.execute("SELECT * FROM strava_events WHERE event_key = ?", (key,)).fetchone()
     make = connector or (lambda athlete_id: StravaConnector(athlete_id))
-    athlete_id = athlete_for_owner(store, int(row["owner_id"]))
+    athlete_id = athlete_for_owner(store, event.owner_id)
     if athlete_id is None:
-        outcome = f"no athlete here is connected to Strava athlete {row['owner_id']}"
-        _finish(store, key, "ignored", None, outcome)
+        outcome = f"no athlete here is connected to Strava athlete {event.owner_id}"
+        finish_event(store, key, "ignored", None, outcome)
         return outcome
-    updates = json.loads(row["updates"])
     try:
-        if row["object_type"] == "athlete":
-            state, outcome = _athlete_event(store, athlete_id, updates, make)
-        elif row["aspect_type"] == "delete":
+        if event.object_type == "athlete":
+            state, outcome = _athlete_event(store, athlete_id, event.updates, make)
+        elif event.aspect_type == "delete":
             state, outcome = "ignored", "deleted on Strava; the stored copy is kept"
         else:
             state, outcome = _activity_event(store, athlete_id, make)
@@ -225,7 +181,7 @@ def process_event(store: Store, key: str, connector: ConnectorFactory | None = N
 
         record_error(store, athlete_id, "sync", f"Strava event: {exc}")
         state, outcome = "failed", str(exc)
-    _finish(store, key, state, athlete_id, outcome)
+    finish_event(store, key, state, athlete_id, outcome)
     return outcome
 
 
@@ -314,7 +270,7 @@ class EventWorker:
                     # A bug in one event must not stop the others; the traceback goes to the
                     # server's log so it can be reported.
                     log.exception("handling Strava event %s failed", key)
-                    _finish(store, key, "failed", None, "internal error (see the server log)")
+                    finish_event(store, key, "failed", None, "internal error (see the server log)")
 
 
 # -- managing the subscription (``stridewise strava subscribe``) ------------------------------
@@ -365,6 +321,5 @@ def unsubscribe(store: Store, connector: StravaConnector | None = None) -> Subsc
     existing = tuple(connector.list_subscriptions())
     for sub in existing:
         connector.delete_subscription(sub.id)
-    with store.transaction() as db:
-        db.execute("DELETE FROM state WHERE key IN (?, ?)", (VERIFY_TOKEN_KEY, SUBSCRIPTION_KEY))
+    delete_state(store, VERIFY_TOKEN_KEY, SUBSCRIPTION_KEY)
     return SubscribeResult("deleted" if existing else "none", existing)
