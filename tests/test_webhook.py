@@ -170,6 +170,8 @@ def test_events_not_from_our_subscription_or_malformed_change_nothing(
         assert broken.status_code == 400
         odd = requests.post(callback, json={**body, "object_type": "club"}, timeout=30)
         assert odd.status_code == 400
+        huge = requests.post(callback, data=b"[" + b"0," * 40000 + b"0]", timeout=30)
+        assert huge.status_code == 413
     with Store(roster_db) as store:
         assert store.db.execute("SELECT COUNT(*) FROM strava_events").fetchone()[0] == 0
     assert strava.count(LIST_PATH) == 0

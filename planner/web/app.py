@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, quote
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import (
@@ -69,7 +70,7 @@ def create_app(settings: WebSettings, *, worker: EventWorker | None = None) -> S
         return HTMLResponse(html, status_code=status)
 
     async def form_of(request: Request) -> dict[str, str]:
-        body = (await request.body()).decode("utf-8", errors="replace")
+        body = (await body_of(request)).decode("utf-8", errors="replace")
         return {k: v[-1] for k, v in parse_qs(body).items()}
 
     # -- pages -------------------------------------------------------------------------------
@@ -160,7 +161,7 @@ def create_app(settings: WebSettings, *, worker: EventWorker | None = None) -> S
 
     async def webhook_event(request: Request) -> Response:
         try:
-            raw = json.loads(await request.body())
+            raw = json.loads(await body_of(request))
         except ValueError:
             return JSONResponse({"error": "not JSON"}, status_code=400)
         key, new = await call(strava_webhook.record_event, raw)
@@ -232,5 +233,18 @@ def create_app(settings: WebSettings, *, worker: EventWorker | None = None) -> S
         ],
         exception_handlers={StridewiseError: known_error, Exception: bug},
         lifespan=lifespan,
-        max_body_size=MAX_BODY_BYTES,
     )
+
+
+async def body_of(request: Request) -> bytes:
+    """The request body, refused with 413 past :data:`MAX_BODY_BYTES` (declared or sent)."""
+    declared = request.headers.get("content-length", "0")
+    if not declared.isdigit() or int(declared) > MAX_BODY_BYTES:
+        raise HTTPException(413, "request body too large")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise HTTPException(413, "request body too large")
+        chunks.append(chunk)
+    return b"".join(chunks)
