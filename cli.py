@@ -470,7 +470,10 @@ def strava_connect(no_browser: bool, athlete_id: str | None) -> None:
 @strava.command("disconnect")
 @click.option("--athlete", "athlete_id", help="Disconnect the Strava account of this athlete.")
 def strava_disconnect(athlete_id: str | None) -> None:
-    """Withdraw stridewise's access at Strava and delete the stored tokens."""
+    """Revoke stridewise's access at Strava and delete the stored tokens.
+
+    The tokens are deleted whatever Strava answers; the output says whether Strava confirmed.
+    """
     from connectors.strava import StravaConnector
     from planner.errors import AuthError
     from planner.store import DEFAULT_ATHLETE
@@ -483,8 +486,14 @@ def strava_disconnect(athlete_id: str | None) -> None:
         return
     problem = connector.disconnect()
     if problem:
-        click.echo(f"warning: {problem}", err=True)
-    click.echo("disconnected from Strava; stored tokens deleted")
+        click.echo(
+            f"warning: Strava did not confirm: {problem}; revoke access yourself at"
+            " https://www.strava.com/settings/apps",
+            err=True,
+        )
+        click.echo("stored tokens deleted; Strava's authorisation may still be active")
+    else:
+        click.echo("Strava revoked stridewise's access; stored tokens deleted")
 
 
 class _StravaProgress:

@@ -143,18 +143,33 @@ def test_client_credentials_from_config_toml(
     assert secrets_in(strava, result) == []
 
 
-def test_disconnect_deauthorises_and_deletes_the_tokens(
+def test_disconnect_revokes_and_deletes_the_tokens(
     strava: StravaServer, token_file: Path, run_cli: Run
 ) -> None:
     connect(strava, token_file)
     result = run_cli("strava", "disconnect")
     assert result.code == 0, result.err
+    assert result.out == "Strava revoked stridewise's access; stored tokens deleted\n"
     assert strava.deauthorized
     assert not token_file.exists()
     again = run_cli("strava", "disconnect")
     assert again.code == 0
     assert "not connected" in again.out
     assert secrets_in(strava, result, again) == []
+
+
+def test_disconnect_says_when_strava_did_not_confirm(
+    strava: StravaServer, token_file: Path, run_cli: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connect(strava, token_file)
+    monkeypatch.setenv("STRIDEWISE_STRAVA_CLIENT_SECRET", "rotated-secret")
+    result = run_cli("strava", "disconnect")
+    assert result.code == 0, result.err
+    assert "stored tokens deleted; Strava's authorisation may still be active" in result.out
+    assert result.err.count("\n") == 1
+    assert "https://www.strava.com/settings/apps" in result.err
+    assert not strava.deauthorized
+    assert not token_file.exists()
 
 
 def test_sync_without_connecting_says_how(strava: StravaServer, run_cli: Run) -> None:
