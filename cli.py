@@ -95,7 +95,7 @@ def import_(
     workers: int | None,
     decoder: str,
 ) -> None:
-    """Import FIT files, .fit.gz, folders, and Strava or Garmin export zips."""
+    """Import FIT, GPX and TCX files (also gzipped), folders, and Strava or Garmin export zips."""
     from planner.workers import likely_batch, warm_up
 
     if workers != 1 and likely_batch(paths):
@@ -128,7 +128,7 @@ def import_(
         if summary.not_activity:
             notes.append(f"{len(summary.not_activity)} not activity files")
         if summary.unsupported:
-            notes.append(f"{len(summary.unsupported)} GPX/TCX skipped")
+            notes.append(f"{len(summary.unsupported)} not imported (unsupported)")
         extra = f" ({'; '.join(notes)})" if notes else ""
         click.echo(
             f"imported {len(summary.imported)}, replaced {len(summary.replaced)} by a richer copy,"
