@@ -40,9 +40,9 @@ class _Context:
         self.db = db
 
     def store(self) -> Any:
-        from planner.store import Store
+        from planner.services.activities import open_store
 
-        return Store(self.db)
+        return open_store(self.db)
 
 
 pass_ctx = click.make_pass_decorator(_Context)
@@ -96,26 +96,16 @@ def import_(
     decoder: str,
 ) -> None:
     """Import FIT, GPX and TCX files (also gzipped), folders, and Strava or Garmin export zips."""
-    from planner.workers import likely_batch, warm_up
+    from planner.services.workers import likely_batch, warm_up
 
     if workers != 1 and likely_batch(paths):
         warm_up()  # decoder processes load on the other core while this one does
-    from connectors.archives import Source
-    from planner.ingest import plan_import, run_import
-    from planner.store import DEFAULT_ATHLETE
+    from planner.services.ingest import batch_size, plan_import, run_import
 
     items = plan_import(paths)
-    sources = [item for item in items if isinstance(item, Source)]
-    total = sum(source.size for source in sources)
-    n_sources = len(sources)
-    with ctx.store() as store, _progress_bar(total, n_sources) as tick:
+    with ctx.store() as store, _progress_bar(*batch_size(items)) as tick:
         summary = run_import(
-            store,
-            items,
-            athlete_id or DEFAULT_ATHLETE,
-            progress=tick,
-            workers=workers,
-            decoder=decoder,
+            store, items, athlete_id, progress=tick, workers=workers, decoder=decoder
         )
     if as_json:
         _print_json(summary.as_json())
@@ -203,27 +193,10 @@ def _duration(seconds: float | None) -> str:
 @pass_ctx
 def activities(ctx: _Context, athlete_id: str | None, as_json: bool) -> None:
     """List stored activities."""
+    from planner.services.activities import activity_records
+
     with ctx.store() as store:
-        if athlete_id is not None:
-            store.get_athlete(athlete_id)
-        rows = store.list_activities(athlete_id)
-    records = [
-        {
-            "id": r.id,
-            "athlete": r.athlete_id,
-            "source": r.activity.source.value,
-            "sport": r.activity.sport,
-            "sub_sport": r.activity.sub_sport,
-            "start_utc": r.activity.start_utc.isoformat(),
-            "elapsed_s": r.activity.elapsed_s,
-            "distance_m": r.activity.distance_m,
-            "name": r.activity.name,
-            "dynamics": list(r.activity.dynamics),
-            "decoder": r.activity.decoder,
-            "samples": r.activity.n_samples,
-        }
-        for r in rows
-    ]
+        records = activity_records(store, athlete_id)
     if as_json:
         _print_json(records)
         return
@@ -262,15 +235,16 @@ def activities(ctx: _Context, athlete_id: str | None, as_json: bool) -> None:
 @pass_ctx
 def export(ctx: _Context, activity_id: int, fmt: str, output: Path | None) -> None:
     """Write an activity's validated per-second stream with canonical column names."""
-    from planner.export import write_stream
+    from planner.services.activities import export_activity
 
-    with ctx.store() as store:
-        frame = store.load_stream(activity_id)
     if fmt == "parquet" and output is None:
         raise click.UsageError("--format parquet needs -o FILE")
-    write_stream(frame, fmt, output if output is not None else sys.stdout)
+    with ctx.store() as store:
+        rows = export_activity(
+            store, activity_id, fmt, output if output is not None else sys.stdout
+        )
     if output is not None:
-        click.echo(f"wrote {len(frame)} rows to {output}", err=True)
+        click.echo(f"wrote {rows} rows to {output}", err=True)
 
 
 # -- Strava, Garmin Connect and sync (subcommands are added below each group) ----------------
@@ -308,31 +282,30 @@ def garmin_login(mfa_code: str | None) -> None:
     verification code it is prompted in a terminal; elsewhere the command stops, and a
     second call with --mfa-code CODE finishes the login.
     """
-    import os
-
-    from connectors import garmin as gc
+    from planner.services import accounts
 
     if mfa_code is not None:
-        result = gc.resume_login(mfa_code)
+        result = accounts.garmin_resume_login(mfa_code)
     else:
-        who = gc.logged_in_as()
-        if who is not None:
+        logged_in = accounts.garmin_logged_in_as()
+        if logged_in is not None:
+            who, tokens = logged_in
             click.echo(
-                f"already logged in to Garmin Connect as {who} (tokens in {gc.token_file()});"
+                f"already logged in to Garmin Connect as {who} (tokens in {tokens});"
                 " run 'stridewise garmin logout' first to switch accounts"
             )
             return
-        email = os.environ.get(gc.EMAIL_ENV) or click.prompt("Garmin e-mail")
-        password = os.environ.get(gc.PASSWORD_ENV) or click.prompt(
-            "Garmin password", hide_input=True
-        )
         ask = None
         if sys.stdin.isatty():
 
             def ask() -> str:
                 return str(click.prompt("Garmin verification code")).strip()
 
-        result = gc.login(email, password, prompt_mfa=ask)
+        result = accounts.garmin_login(
+            lambda: str(click.prompt("Garmin e-mail")),
+            lambda: str(click.prompt("Garmin password", hide_input=True)),
+            ask,
+        )
     if result.status == "needs_mfa":
         click.echo(
             "Garmin sent a verification code (by e-mail or SMS). Finish the login with:\n"
@@ -350,13 +323,13 @@ def garmin_login(mfa_code: str | None) -> None:
 @garmin.command("logout")
 def garmin_logout() -> None:
     """Delete the stored Garmin tokens (and a login waiting for its code)."""
-    from connectors.garmin import logout, token_file
+    from planner.services.accounts import garmin_logout
 
-    removed = logout()
-    if removed:
-        click.echo("logged out of Garmin Connect: deleted " + ", ".join(map(str, removed)))
+    result = garmin_logout()
+    if result.removed:
+        click.echo("logged out of Garmin Connect: deleted " + ", ".join(map(str, result.removed)))
     else:
-        click.echo(f"not logged in to Garmin Connect (no tokens in {token_file()})")
+        click.echo(f"not logged in to Garmin Connect (no tokens in {result.token_file})")
 
 
 class _GarminProgress:
@@ -399,13 +372,12 @@ def sync_garmin_cmd(
 
     Needs 'stridewise garmin login' once. Resumable: run it again to continue.
     """
-    from planner.garmin_sync import sync_garmin
-    from planner.store import DEFAULT_ATHLETE
+    from planner.services.garmin_sync import sync_garmin
 
     with ctx.store() as store, _GarminProgress() as tick:
         summary = sync_garmin(
             store,
-            athlete_id or DEFAULT_ATHLETE,
+            athlete_id,
             since=since.date() if since is not None else None,
             progress=tick,
         )
@@ -451,12 +423,10 @@ def strava_connect(no_browser: bool, athlete_id: str | None) -> None:
     config.toml. The tokens go to the system keyring when there is one, else to a file only
     you can read; they are never printed.
     """
-    from connectors.strava import StravaConnector, connect_account
-    from planner.store import DEFAULT_ATHLETE
+    from planner.services.accounts import connect_strava
 
-    connector = StravaConnector(athlete_id or DEFAULT_ATHLETE)
-    result = connect_account(
-        connector,
+    result = connect_strava(
+        athlete_id,
         no_browser=no_browser,
         show=click.echo,
         read_pasted=lambda: str(click.prompt("code or redirect address", err=True)),
@@ -474,20 +444,15 @@ def strava_disconnect(athlete_id: str | None) -> None:
 
     The tokens are deleted whatever Strava answers; the output says whether Strava confirmed.
     """
-    from connectors.strava import StravaConnector
-    from planner.errors import AuthError
-    from planner.store import DEFAULT_ATHLETE
+    from planner.services.accounts import disconnect_strava
 
-    connector = StravaConnector(athlete_id or DEFAULT_ATHLETE)
-    try:
-        connector.tokens()
-    except AuthError:
+    result = disconnect_strava(athlete_id)
+    if not result.was_connected:
         click.echo("Strava is not connected; nothing to do")
         return
-    problem = connector.disconnect()
-    if problem:
+    if result.warning:
         click.echo(
-            f"warning: Strava did not confirm: {problem}; revoke access yourself at"
+            f"warning: Strava did not confirm: {result.warning}; revoke access yourself at"
             " https://www.strava.com/settings/apps",
             err=True,
         )
@@ -541,13 +506,12 @@ def sync_strava_cmd(
     """
     from datetime import UTC
 
-    from planner.store import DEFAULT_ATHLETE
-    from planner.strava_sync import sync_strava
+    from planner.services.strava_sync import sync_strava
 
     with ctx.store() as store, _StravaProgress() as tick:
         summary = sync_strava(
             store,
-            athlete_id or DEFAULT_ATHLETE,
+            athlete_id,
             since=since.replace(tzinfo=UTC) if since is not None else None,
             progress=tick,
         )
@@ -640,7 +604,7 @@ def athlete() -> None:
 @pass_ctx
 def athlete_add(ctx: _Context, athlete_id: str, as_json: bool, **settings: Any) -> None:
     """Add athlete ATHLETE_ID (the id 'import --athlete' files activities under)."""
-    from planner.roster import AthleteChanges, add_athlete, athlete_json
+    from planner.services.roster import AthleteChanges, add_athlete, athlete_json
 
     with ctx.store() as store:
         record = athlete_json(add_athlete(store, athlete_id, AthleteChanges(**settings)))
@@ -657,7 +621,7 @@ def athlete_add(ctx: _Context, athlete_id: str, as_json: bool, **settings: Any) 
 @pass_ctx
 def athlete_edit(ctx: _Context, athlete_id: str, as_json: bool, **settings: Any) -> None:
     """Change some of an athlete's settings; the rest stay as they are."""
-    from planner.roster import AthleteChanges, athlete_json, edit_athlete
+    from planner.services.roster import AthleteChanges, athlete_json, edit_athlete
 
     with ctx.store() as store:
         record = athlete_json(edit_athlete(store, athlete_id, AthleteChanges(**settings)))
@@ -672,7 +636,7 @@ def athlete_edit(ctx: _Context, athlete_id: str, as_json: bool, **settings: Any)
 @pass_ctx
 def athlete_list(ctx: _Context, as_json: bool) -> None:
     """List athletes (those without an e-mail address get no mail)."""
-    from planner.roster import athlete_json
+    from planner.services.roster import athlete_json
 
     with ctx.store() as store:
         records = [athlete_json(a) for a in store.list_athletes()]
@@ -694,7 +658,7 @@ def athlete_list(ctx: _Context, as_json: bool) -> None:
 @pass_ctx
 def athlete_show(ctx: _Context, athlete_id: str, as_json: bool) -> None:
     """Show one athlete's settings and effective plan preferences."""
-    from planner.roster import athlete_json
+    from planner.services.roster import athlete_json
 
     with ctx.store() as store:
         record = athlete_json(store.get_athlete(athlete_id))
@@ -748,8 +712,8 @@ def send_weekly_cmd(
     the next run retries), failed, dry_run. Exit code 3 when any athlete is failed or
     queued_retry.
     """
-    from planner.config import data_dir
-    from planner.sendweekly import PROBLEMS, send_weekly
+    from planner.services.sendweekly import PROBLEMS, send_weekly
+    from planner.store.config import data_dir
 
     def progress(event: str, entry: Any) -> None:
         if event == "retry":
@@ -786,12 +750,12 @@ def send_weekly_cmd(
 
 
 def _iso_week(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
-    from planner.plan import IsoWeek
+    from planner.services.weekly import parse_week
 
     if value is None:
         return None
     try:
-        return IsoWeek.parse(value)
+        return parse_week(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
 
@@ -821,14 +785,12 @@ def _iso_week(_ctx: click.Context, _param: click.Parameter, value: str | None) -
 @pass_ctx
 def plan(ctx: _Context, athlete_id: str | None, week: Any, fmt: str, out_dir: Path | None) -> None:
     """Analyse, build and render the week's drill and strength plan (kept in plan history)."""
-    from planner.store import DEFAULT_ATHLETE
-    from planner.weekly import next_week, plan_files
+    from planner.services.weekly import plan_files
 
     if fmt == "fit" and out_dir is None:
         raise click.UsageError("--format fit writes one file per session: give --out DIR")
     with ctx.store() as store:
-        athlete = store.get_athlete(athlete_id or DEFAULT_ATHLETE)
-        output = plan_files(store, athlete.id, week or next_week(athlete), fmt, out_dir)
+        output = plan_files(store, athlete_id, week, fmt, out_dir)
     if output.text is not None:
         click.echo(output.text, nl=False)
     for path in output.files:
@@ -872,15 +834,12 @@ def analyze(
     plots: Path | None,
 ) -> None:
     """Which mechanical areas most limit you now, how sure we are, and why."""
-    from planner.analysis import analysis_json, analyze_command
-    from planner.store import DEFAULT_ATHLETE
+    from planner.services.analysis import analysis_json, analyze_command
 
     if since is not None and last is not None:
         raise click.UsageError("give --since or --last, not both")
     with ctx.store() as store:
-        analysis, written = analyze_command(
-            store, athlete_id or DEFAULT_ATHLETE, since=since, last=last, plots=plots
-        )
+        analysis, written = analyze_command(store, athlete_id, since=since, last=last, plots=plots)
     if as_json:
         doc = analysis_json(analysis)
         doc["plots"] = [str(p) for p in written]
@@ -930,7 +889,7 @@ def label(
     as_json: bool,
 ) -> None:
     """Store a coach's judgement; 'model train' then learns from it."""
-    from planner.analysis import set_coach_labels
+    from planner.services.analysis import set_coach_labels
 
     if not limiters and not not_limiters:
         raise click.UsageError("give --limiter AREA and/or --not AREA")
@@ -962,7 +921,7 @@ def model_train(
     ctx: _Context, output: Path | None, athletes: int | None, seed: int | None, as_json: bool
 ) -> None:
     """Train on the simulated cohort plus coach-labelled athletes (seeded, reproducible)."""
-    from planner.analysis import train_model
+    from planner.services.analysis import train_model
 
     with ctx.store() as store:
         report = train_model(store, output_dir=output, n_athletes=athletes, seed=seed)
@@ -990,7 +949,7 @@ def _fmt(value: float | None, spec: str = ".3f") -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def model_evaluate(athletes: int | None, seed: int | None, as_json: bool) -> None:
     """Score the model and the rule baseline on held-out simulated athletes."""
-    from planner.analysis import evaluate_model
+    from planner.services.analysis import evaluate_model
 
     report = evaluate_model(n_athletes=athletes, seed=seed)
     if as_json:

@@ -50,7 +50,6 @@ from garminconnect import (
 )
 from garminconnect.client import token_file_path
 
-from planner.config import data_dir
 from planner.errors import (
     ArchiveError,
     AuthError,
@@ -59,6 +58,7 @@ from planner.errors import (
     ServiceError,
     StridewiseError,
 )
+from planner.store.config import data_dir
 
 API_ENV = "STRIDEWISE_GARMIN_API"
 SSO_ENV = "STRIDEWISE_GARMIN_SSO"

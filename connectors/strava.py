@@ -59,7 +59,6 @@ from connectors.strava_hosts import (
     hosts_from_env,
 )
 from connectors.tokens import Tokens, TokenStore, open_token_store
-from planner.config import load_config
 from planner.errors import (
     AuthError,
     ConfigError,
@@ -68,7 +67,7 @@ from planner.errors import (
     ServiceError,
     StridewiseError,
 )
-from planner.records import Activity, ImportedActivity, Source
+from planner.records import DEFAULT_ATHLETE, Activity, ImportedActivity, Source
 from planner.schema import (
     INDEX_NAME,
     Col,
@@ -76,7 +75,7 @@ from planner.schema import (
     empty_stream,
     validate_stream,
 )
-from planner.store import DEFAULT_ATHLETE
+from planner.store.config import load_config
 
 CA_ENV = "STRIDEWISE_STRAVA_CA"
 CLIENT_ID_ENV = "STRIDEWISE_STRAVA_CLIENT_ID"

@@ -268,7 +268,7 @@ class Plan:
     training: dict[str, Any]
     weaker_side: str | None = None
     revision: int = 1
-    # When this revision was stored (set by planner.planstore; None for an unsaved plan).
+    # When this revision was stored (set by planner.store.planstore; None for an unsaved plan).
     # Calendar DTSTAMP and FIT time_created use it, so re-rendering a revision is byte-stable.
     revised_utc: dt.datetime | None = None
     format_version: int = PLAN_FORMAT_VERSION
@@ -334,7 +334,7 @@ class KeyMetric:
 
 @dataclass(frozen=True, slots=True)
 class PlanHistoryEntry:
-    """A stored plan and the analysis numbers it was built from (see :mod:`planner.planstore`)."""
+    """A stored plan and the analysis numbers it was built from (:mod:`planner.store.planstore`)."""
 
     plan: Plan
     key_metrics: dict[str, KeyMetric]

@@ -112,8 +112,8 @@ _KIND_PRIORITY: Final = {
 }
 
 #: Which way is good for the key metrics the analysis reports, matched on name fragments (first
-#: match wins). A convention shared with planner.analysis; an unknown metric falls back to the
-#: area's probability trend.
+#: match wins). A convention shared with planner.services.analysis; an unknown metric falls back
+#: to the area's probability trend.
 _METRIC_BETTER: Final = (
     ("balance_dev", "toward_0"),
     ("asym", "toward_0"),

@@ -24,12 +24,12 @@ from icalendar import Calendar
 from threadpoolctl import threadpool_limits
 
 from drills.catalogue import load_catalogue
-from planner import render
+from planner.delivery import render
+from planner.delivery.workouts import plan_workouts
 from planner.plan import IsoWeek, Plan, PlanHistoryEntry
 from planner.planbuild import build_plan, history_entry
 from planner.records import Analysis, Athlete, LimiterEstimate, Preferences
 from planner.training import TrainingSummary
-from planner.workouts import plan_workouts
 from tests.conftest import CliResult
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -537,9 +537,9 @@ def test_plan_command_errors(run_cli: RunCli) -> None:
 
 
 def test_build_week_stores_history_and_is_idempotent(sample_home: None) -> None:
-    from planner.planstore import get_plan, load_history
-    from planner.store import Store
-    from planner.weekly import build_week
+    from planner.services.weekly import build_week
+    from planner.store.database import Store
+    from planner.store.planstore import get_plan, load_history
 
     with Store() as store:
         # The first build computes the features, the second reads them from the cache: both

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from planner.records import Athlete, Preferences
-from planner.roster import AthleteChanges, apply_changes
-from planner.store import Store
+from planner.services.roster import AthleteChanges, apply_changes
+from planner.store.database import Store
 from tests.conftest import CliResult
 
 Run = Callable[..., CliResult]

@@ -21,7 +21,7 @@ from connectors.tracks import decode_track
 from planner.errors import TrackImportError
 from planner.records import ImportedActivity, Source
 from planner.schema import Col, empty_stream
-from planner.store import Store
+from planner.store.database import Store
 from tests.conftest import FIT_DIR, FIXTURES, CliResult
 from tests.track_files import GPX_SOURCE, TCX_SOURCE, fit_run, gpx_text, tcx_text
 

@@ -24,9 +24,9 @@ import css_inline
 import jinja2
 from icalendar import Calendar, Event
 
+from planner.delivery.workouts import plan_workouts
 from planner.plan import AREA_LABELS, DAY_LABELS, GENERAL, MetricTrend, Plan, PlanSession
 from planner.records import Analysis, Athlete
-from planner.workouts import plan_workouts
 
 TEMPLATE_PACKAGE: Final = "templates"
 PRODID: Final = "-//stridewise//weekly plan//EN"

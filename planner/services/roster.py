@@ -21,7 +21,7 @@ from drills.catalogue import Contraindication, Equipment, Level
 from planner.errors import ConfigError
 from planner.planbuild import MAX_SESSION_MINUTES, MIN_SESSION_MINUTES, check_preferences
 from planner.records import WEEKDAYS, Athlete, Preferences, Source
-from planner.store import Store
+from planner.store.database import Store
 
 #: Ids are typed on command lines and appear in file names (dry-run ``.eml``): keep them plain.
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
