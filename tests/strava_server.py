@@ -556,6 +556,22 @@ def _handler(server: StravaServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def write_tokens(
+    server: StravaServer, token_file: Path, expires_in_s: float = 6 * 3600, key: str = "me"
+) -> None:
+    """Store the server's current tokens for ``key`` as if ``strava connect`` had run."""
+    token_file.parent.mkdir(parents=True, exist_ok=True)
+    token_file.write_text(server.token_file_content(int(time.time() + expires_in_s), key))
+    token_file.chmod(0o600)
+
+
+class Sleeps(list[float]):
+    """Records the backoff instead of sleeping."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
 def point_stridewise_at(server: StravaServer, token_file: Path, setenv: Any) -> None:
     """Set the documented environment variables so stridewise talks to ``server`` only.
 

@@ -43,12 +43,14 @@ from tests.strava_server import (
     LIST_PATH,
     STREAMS_PREFIX,
     TOKEN_PATH,
+    Sleeps,
     StravaServer,
     fixture_json,
     point_stridewise_at,
     run_streams,
     run_summary,
 )
+from tests.strava_server import write_tokens as connected
 
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -63,19 +65,6 @@ def strava(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[StravaSe
 @pytest.fixture
 def token_file(tmp_path: Path) -> Path:
     return tmp_path / "secret" / "strava.json"
-
-
-def connected(server: StravaServer, token_file: Path, expires_in_s: float = 6 * 3600) -> None:
-    token_file.parent.mkdir(parents=True, exist_ok=True)
-    token_file.write_text(server.token_file_content(int(time.time() + expires_in_s)))
-    token_file.chmod(0o600)
-
-
-class Sleeps(list[float]):
-    """Records the backoff instead of sleeping."""
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
 
 
 # -- streams → canonical frame ------------------------------------------------------------------

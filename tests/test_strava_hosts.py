@@ -32,11 +32,13 @@ from planner.errors import ConfigError
 from tests.conftest import CliResult
 from tests.strava_server import (
     CLIENT_SECRET,
+    Sleeps,
     StravaServer,
     point_stridewise_at,
     run_streams,
     run_summary,
 )
+from tests.strava_server import write_tokens as connect
 
 Run = Callable[..., CliResult]
 NEW = "https://api.new.example"
@@ -158,17 +160,6 @@ def silent_port() -> Iterator[int]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         yield int(sock.getsockname()[1])
-
-
-def connect(server: StravaServer, token_file: Path, expires_in_s: float = 6 * 3600) -> None:
-    token_file.parent.mkdir(parents=True, exist_ok=True)
-    token_file.write_text(server.token_file_content(int(time.time() + expires_in_s)))
-    token_file.chmod(0o600)
-
-
-class Sleeps(list[float]):
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
 
 
 def loopback_hosts(server: StravaServer, new: str | None = None) -> StravaHosts:

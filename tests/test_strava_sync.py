@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import stat
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -27,6 +26,7 @@ from tests.strava_server import (
     LIST_PATH,
     STREAMS_PREFIX,
     TOKEN_PATH,
+    Sleeps,
     StravaServer,
     fixture_json,
     manual_hike,
@@ -35,6 +35,7 @@ from tests.strava_server import (
     run_streams,
     run_summary,
 )
+from tests.strava_server import write_tokens as connect
 
 Run = Callable[..., CliResult]
 DAY0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)
@@ -52,14 +53,6 @@ def strava(
     with StravaServer(tmp_path) as server:
         point_stridewise_at(server, token_file, monkeypatch.setenv)
         yield server
-
-
-def connect(
-    server: StravaServer, token_file: Path, expires_in_s: float = 6 * 3600, key: str = "me"
-) -> None:
-    token_file.parent.mkdir(parents=True, exist_ok=True)
-    token_file.write_text(server.token_file_content(int(time.time() + expires_in_s), key))
-    token_file.chmod(0o600)
 
 
 def add_runs(server: StravaServer, n: int, first_id: int = 100, samples: int = 120) -> list[int]:
@@ -82,11 +75,6 @@ def strava_refs(home: Path) -> Counter[str]:
 def secrets_in(server: StravaServer, *results: CliResult) -> list[str]:
     text = "".join(r.out + r.err for r in results)
     return [s for s in (server.access_token, server.refresh_token, CLIENT_SECRET) if s in text]
-
-
-class Sleeps(list[float]):
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
 
 
 # -- commands ------------------------------------------------------------------------------------
