@@ -560,7 +560,8 @@ def _athlete_options(adding: bool) -> Callable[[Callable[..., Any]], Callable[..
         click.option("--long-run-day", help="Usual long-run day ('none' clears)."),
         click.option("--quality-days", help="Usual hard-run days, e.g. tue,thu ('none' clears)."),
         click.option(
-            "--sources", help="Where the data comes from: fit,garmin,strava ('none' clears)."
+            "--sources",
+            help="Where the data comes from: fit,garmin,strava,gpx,tcx ('none' clears).",
         ),
     ]
 

@@ -169,7 +169,10 @@ def test_remove(run_cli: Run) -> None:
         (["--level", "elite"], "--level 'elite': use one of beginner, intermediate, advanced"),
         (["--avoid", "heartbreak"], "--avoid: unknown heartbreak"),
         (["--long-run-day", "never"], "--long-run-day 'never'"),
-        (["--sources", "fit,polar"], "--sources: unknown polar (known: fit, garmin, strava)"),
+        (
+            ["--sources", "fit,polar"],
+            "--sources: unknown polar (known: fit, garmin, strava, gpx, tcx)",
+        ),
     ],
 )
 def test_bad_input_is_one_clear_line(run_cli: Run, args: list[str], message: str) -> None:
