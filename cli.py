@@ -518,6 +518,12 @@ def sync_strava_cmd(
     if as_json:
         _print_json(summary.as_json())
     else:
+        if summary.api_fallback:
+            click.echo(
+                f"note: Strava's new API address ({summary.api_fallback}) did not answer;"
+                " the old one was used",
+                err=True,
+            )
         for ref, reason in summary.failed:
             click.echo(f"failed: strava activity {ref}: {reason}", err=True)
         click.echo(

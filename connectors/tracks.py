@@ -295,6 +295,9 @@ def _note_gap(track: _Track, first_in_segment: int) -> None:
 _TCX_VALUES = {
     "AltitudeMeters": "altitude",
     "DistanceMeters": "distance",
+    # The schema's Trackpoint Cadence is for bikes (rpm); some devices put run cadence there,
+    # per foot like RunCadence. Assumption: read it as RunCadence (RunCadence wins when both
+    # are present, being later in the point).
     "Cadence": "cadence",
 }
 _TCX_EXTENSIONS = {"Speed": "speed", "RunCadence": "cadence", "Watts": "power"}

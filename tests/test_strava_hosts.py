@@ -29,6 +29,8 @@ from connectors.strava_hosts import (
     hosts_from_env,
 )
 from planner.errors import ConfigError
+from planner.services.strava_sync import sync_strava
+from planner.store.database import Store
 from tests.conftest import CliResult
 from tests.strava_server import (
     CLIENT_SECRET,
@@ -224,6 +226,21 @@ def test_until_1_june_2027_a_silent_new_host_falls_back_to_the_old_one(
     ]
 
 
+def test_a_sync_reports_the_fallback(
+    strava: StravaServer, token_file: Path, silent_port: int, tmp_path: Path
+) -> None:
+    connect(strava, token_file)
+    silent = f"https://127.0.0.1:{silent_port}"
+    connector = StravaConnector(
+        "me", hosts=loopback_hosts(strava, new=silent), now=datetime(2027, 3, 1, tzinfo=UTC)
+    )
+    with Store(tmp_path / "db.sqlite") as store:
+        summary = sync_strava(store, since=DAY0 - timedelta(days=1), connector=connector)
+    assert summary.as_json()["api_fallback"] == silent
+    assert len(summary.imported) == 1
+    assert summary.error is None
+
+
 def test_an_http_error_from_the_new_host_is_an_answer_not_a_reason_to_fall_back(
     strava: StravaServer, token_file: Path
 ) -> None:
@@ -259,6 +276,17 @@ def test_from_1_june_2027_there_is_no_fallback(
         connector.list_activities(DAY0 - timedelta(1), 1, 5)
     assert sleeps == [1.0, 2.0]
     assert strava.log == []
+
+
+def test_the_environment_can_point_the_api_and_oauth_at_two_places(
+    strava: StravaServer, token_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connect(strava, token_file, expires_in_s=60)  # a refresh through OAuth first
+    monkeypatch.setenv("STRIDEWISE_STRAVA_API", f"https://{strava.address}")  # new layout
+    monkeypatch.setenv("STRIDEWISE_STRAVA_OAUTH", strava.address)
+    connector = StravaConnector("me", now=datetime(2026, 12, 2, tzinfo=UTC))
+    connector.list_activities(DAY0 - timedelta(1), 1, 5)
+    assert [s.path for s in strava.log] == ["/oauth/token", "/athlete/activities"]
 
 
 def test_the_clock_chooses_the_base_when_now_is_not_given(
