@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from connectors.archives import (
+    FileKind,
     Hints,
     Limits,
     Source,
@@ -86,6 +87,7 @@ class _Job:
     data: bytes
     hints: Hints
     decoder: str
+    kind: FileKind = "fit"
 
 
 def plan_import(
@@ -171,7 +173,7 @@ def _jobs(
             _tick(progress, source.display, source.size)
             continue
         seen.add(digest)
-        yield _Job(source.display, source.size, digest, data, source.hints, decoder)
+        yield _Job(source.display, source.size, digest, data, source.hints, decoder, source.kind)
 
 
 def _reason(exc: BaseException) -> str:
@@ -186,10 +188,14 @@ def _decode(job: _Job) -> PackedFile | str:
     # Imported here, not at the top: the decoder processes have these preloaded
     # (planner.services.workers), and the main process of a batch import never needs them.
     from connectors.fit import decode_fit
+    from connectors.tracks import decode_track
     from planner.store.streamcodec import pack_columns
 
     try:
-        decoded = decode_fit(job.data, job.display, job.hints, decoder=job.decoder)
+        if job.kind == "fit":
+            decoded = decode_fit(job.data, job.display, job.hints, decoder=job.decoder)
+        else:
+            decoded = decode_track(job.data, job.display, job.hints, kind=job.kind)
     except StridewiseError as exc:
         return _reason(exc)
     items = tuple(pack_columns(activity, stream) for activity, stream in decoded.activities)
