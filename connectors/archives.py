@@ -59,7 +59,7 @@ def file_kind(name: str) -> FileKind | None:
 
 
 @dataclass(frozen=True, slots=True)
-class Source:
+class ImportFile:
     """One payload to decode: ``open()`` returns its (decompressed) bytes, ``kind`` says
     which decoder reads it."""
 
@@ -87,7 +87,7 @@ class Unreadable:
     reason: str
 
 
-Item = Source | Unsupported | Unreadable
+Item = ImportFile | Unsupported | Unreadable
 
 _SPOOL_IN_MEMORY_BYTES = 64 * 1024 * 1024
 
@@ -129,7 +129,7 @@ def _expand_path(path: Path, limits: Limits, *, explicit: bool) -> Iterator[Item
         yield from _expand_zip(handle, display, limits, depth=1)
     elif (kind := file_kind(name)) is not None:
         reader = _gzip_file_reader(path, limits) if name.endswith(".gz") else _file_reader(path)
-        yield Source(display, size, reader, kind=kind)
+        yield ImportFile(display, size, reader, kind=kind)
     elif explicit:
         yield Unreadable(
             display, "not a FIT, GPX or TCX file (or one gzipped), folder or zip archive"
@@ -207,7 +207,7 @@ def _expand_zip(fileobj: IO[bytes], display: str, limits: Limits, depth: int) ->
         elif (kind := file_kind(lower)) is not None:
             hints = strava.get(member.filename, Hints())
             reader = _member_reader(archive, member, inner, limits)
-            yield Source(inner, member.file_size, reader, hints, kind)
+            yield ImportFile(inner, member.file_size, reader, hints, kind)
 
 
 def _read_member(

@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.ipc
 
-from connectors.archives import Limits, Source, Unreadable, expand
+from connectors.archives import ImportFile, Limits, Unreadable, expand
 from connectors.fit import decode_fit
 from planner.schema import Col
 from planner.services.ingest import run_import
@@ -209,7 +209,7 @@ def test_zip_slip_member_is_refused(tmp_path: Path) -> None:
         z.writestr("../../escape.fit", SMALL_RUN.read_bytes())
         z.writestr("ok/run.fit", SMALL_RUN.read_bytes())
     items = expand([path])
-    assert [type(i) for i in items] == [Unreadable, Source]
+    assert [type(i) for i in items] == [Unreadable, ImportFile]
     assert "unsafe path" in items[0].reason  # type: ignore[union-attr]
     assert not (tmp_path.parent / "escape.fit").exists()
 
@@ -230,7 +230,7 @@ def test_gzip_that_inflates_past_the_cap_fails_cleanly(run_cli: Run, tmp_path: P
     path = tmp_path / "big.fit.gz"
     path.write_bytes(gzip.compress(b"\x00" * 4096))
     items = expand([path], Limits(max_member_bytes=1000))
-    assert isinstance(items[0], Source)
+    assert isinstance(items[0], ImportFile)
     with Store() as store:
         summary = run_import(store, items, "me")
     assert summary.failed
@@ -244,12 +244,12 @@ def test_gpx_and_tcx_are_sources_with_their_kind(tmp_path: Path) -> None:
     (tmp_path / "d.TCX").write_text("<tcx/>")
     items = expand([tmp_path])
     assert [(type(i), getattr(i, "kind", None)) for i in items] == [
-        (Source, "gpx"),
-        (Source, "tcx"),
-        (Source, "gpx"),
-        (Source, "tcx"),
+        (ImportFile, "gpx"),
+        (ImportFile, "tcx"),
+        (ImportFile, "gpx"),
+        (ImportFile, "tcx"),
     ]
-    assert isinstance(items[1], Source)
+    assert isinstance(items[1], ImportFile)
     assert items[1].open() == b"<tcx/>"
 
 

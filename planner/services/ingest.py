@@ -19,8 +19,8 @@ from pathlib import Path
 from connectors.archives import (
     FileKind,
     Hints,
+    ImportFile,
     Limits,
-    Source,
     Unreadable,
     Unsupported,
     content_hash,
@@ -92,20 +92,20 @@ class _Job:
 
 def plan_import(
     paths: Iterable[Path], limits: Limits | None = None
-) -> list[Source | Unreadable | Unsupported]:
+) -> list[ImportFile | Unreadable | Unsupported]:
     """Expand paths into what will be imported (reads directories, not files)."""
     return expand(paths, limits)
 
 
-def batch_size(items: Iterable[Source | Unreadable | Unsupported]) -> tuple[int, int]:
+def batch_size(items: Iterable[ImportFile | Unreadable | Unsupported]) -> tuple[int, int]:
     """(bytes, files) that will be decoded: what a progress bar counts."""
-    sources = [item for item in items if isinstance(item, Source)]
+    sources = [item for item in items if isinstance(item, ImportFile)]
     return sum(source.size for source in sources), len(sources)
 
 
 def run_import(
     store: Store,
-    items: list[Source | Unreadable | Unsupported],
+    items: list[ImportFile | Unreadable | Unsupported],
     athlete_id: str | None,
     *,
     progress: Progress | None = None,
@@ -116,7 +116,7 @@ def run_import(
     summary = ImportSummary()
     athlete_id = athlete_id or DEFAULT_ATHLETE
     store.ensure_athlete(athlete_id)
-    sources: list[Source] = []
+    sources: list[ImportFile] = []
     for item in items:
         if isinstance(item, Unreadable):
             summary.failed.append((item.display, item.reason))
@@ -151,7 +151,7 @@ def _workers(requested: int | None, n_sources: int) -> int:
 
 def _jobs(
     store: Store,
-    sources: list[Source],
+    sources: list[ImportFile],
     athlete_id: str,
     summary: ImportSummary,
     progress: Progress | None,
