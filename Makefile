@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/import_speed.py
 	$(BIN)/python bench/stream_storage.py
 	$(BIN)/python bench/analyze_speed.py
+	$(BIN)/python bench/track_parse.py
 	$(BIN)/python bench/roster_speed.py
 
 clean:

@@ -28,6 +28,7 @@ from tests.strava_server import (
     StravaServer,
     run_streams,
     run_summary,
+    write_tokens,
 )
 from tests.web_helpers import csrf_of, live_server, wait_for
 
@@ -37,9 +38,7 @@ DAY0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
 
 def connect_ana(server: StravaServer, token_file: Path) -> None:
     """Ana connected her Strava account earlier (``strava connect --athlete ana``)."""
-    token_file.parent.mkdir(parents=True, exist_ok=True)
-    token_file.write_text(server.token_file_content(int(time.time()) + 6 * 3600, key="ana"))
-    token_file.chmod(0o600)
+    write_tokens(server, token_file, key="ana")
 
 
 def strava_runs(db: Path) -> list[str]:
