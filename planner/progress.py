@@ -92,15 +92,15 @@ class MetricView:
 VIEWS: Final[dict[str, MetricView]] = {
     "push": MetricView(
         KEY_METRICS["push"], "gct", "gct_resid_ms", "lower", ref.GCT_SD_MS,
-        "ground contact time, compared with the expected for your speed", "ms", 1.0, 0.0, True, 0,
+        "ground contact time beyond the expected for your speed", "ms", 1.0, 0.0, True, 0,
     ),
     "swing": MetricView(
         KEY_METRICS["swing"], "cadence", "cadence_resid_spm", "higher", ref.CADENCE_SD_SPM,
-        "cadence, compared with the expected for your speed", "spm", 1.0, 0.0, True, 1,
+        "cadence against the expected for your speed", "spm", 1.0, 0.0, True, 1,
     ),
     "posture_hip": MetricView(
         KEY_METRICS["posture_hip"], "vo", "vo_resid_mm", "lower", ref.VO_SD_MM,
-        "bounce (vertical oscillation), compared with the typical runner", "cm", 0.1, 0.0, True, 1,
+        "bounce above the typical runner's", "cm", 0.1, 0.0, True, 1,
     ),
     "strength_balance": MetricView(
         KEY_METRICS["strength_balance"], "balance", "balance_left_pct", "lower",

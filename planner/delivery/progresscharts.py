@@ -101,9 +101,11 @@ def draw(series: Sequence[Series], *, title: str, width: float = 8.0) -> bytes:
         ax.set_title(s.title, fontsize=9, loc="left")
         ax.set_title(verdict, fontsize=9, loc="right", color=_VERDICT_COLOURS.get(s.verdict))
         ax.spines[["top", "right"]].set_visible(False)
-    axes[0].legend(fontsize=7, loc="upper right", frameon=False, bbox_to_anchor=(1.0, 1.25))
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, fontsize=7, loc="upper right", frameon=False)
     fig.suptitle(title, fontsize=10, x=0.01, ha="left")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0.0, 0.0, 1.0, 0.98))
     return png_bytes(fig)
 
 
