@@ -22,6 +22,7 @@ decided is reported with each verdict.
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
@@ -320,13 +321,13 @@ def compute_progress(
         if not runs:
             pooled[str(week)] = (None, {})
             continue
-        af = athlete_features(runs)
-        pooled[str(week)] = (af, predict(af) if predict is not None else {})
+        pooled_af = athlete_features(runs)
+        pooled[str(week)] = (pooled_af, predict(pooled_af) if predict is not None else {})
     areas = []
     for area in AREAS:
         points = []
         for week in shown:
-            af, probs = pooled[str(week)]
+            af, probs = pooled[str(week)]  # af None: no runs that week
             entry = plans.get(str(week))
             km = entry.key_metrics.get(area) if entry is not None else None
             in_plan = plan_start is not None and week >= plan_start
@@ -384,7 +385,7 @@ def typical_error(
     weeks divided by √(median runs per week).
     """
     if len(baseline) >= MIN_BASELINE_WEEKS_FOR_TE:
-        diffs = [b - a for a, b in zip(baseline, baseline[1:], strict=False)]
+        diffs = [b - a for a, b in itertools.pairwise(baseline)]
         return statistics.stdev(diffs) / math.sqrt(2.0), "baseline_weeks"
     view = VIEWS[area]
     squares, dof, counts = 0.0, 0, []

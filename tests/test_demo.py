@@ -34,7 +34,7 @@ def test_fit_activity_round_trip(index: int) -> None:
     assert messages["session_mesgs"][0]["sport"] == "running"
     for decoder in ("auto", FALLBACK):
         decoded = decode_fit(data, decoder=decoder)
-        (activity, stream), = decoded.activities
+        ((activity, stream),) = decoded.activities
         assert activity.start_utc == item.activity.start_utc
         assert activity.sub_sport == item.activity.sub_sport
         assert len(activity.laps) == len(item.activity.laps)
@@ -81,7 +81,8 @@ def test_season_files_import_through_stridewise_import(
     result = run_cli("import", season, "--athlete", "alex", "--json")
     assert result.code == 0, result.err
     summary = result.json()
-    assert summary["imported"] == len(demo.season()) and summary["failed"] == []
+    assert summary["imported"] == len(demo.season())
+    assert summary["failed"] == []
     listed = run_cli("activities", "--athlete", "alex", "--json").json()
     assert len(listed) == len(demo.season())
     assert sum(1 for a in listed if not a["dynamics"]) == 1
@@ -128,4 +129,5 @@ def test_demo_finds_the_limiter_and_progress_calls_it_improving(
     assert len(images) == 2
     for image in images:
         assert f'src="cid:{image["Content-ID"].strip("<>")}"' in html
-    assert "Is the plan working?" in html and "Sources" in html
+    assert "Is the plan working?" in html
+    assert "Sources" in html

@@ -6,6 +6,7 @@ grouped by ISO week; nothing is mocked.
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from dataclasses import replace
@@ -67,7 +68,8 @@ def test_verdict_follows_the_real_change_of_the_limiter(direction: int, verdict:
     assert balance.sentence.startswith("Your left–right balance moved from")
     if verdict == IMPROVING:
         assert balance.sentence.endswith("more than week-to-week noise.")
-        assert balance.current is not None and balance.baseline is not None
+        assert balance.current is not None
+        assert balance.baseline is not None
         assert balance.baseline - balance.current > balance.noise
 
 
@@ -87,7 +89,7 @@ def test_typical_error_is_hopkins_from_baseline_weeks() -> None:
     balance = progress.area("strength_balance")
     before = [p.value for p in balance.points if not p.in_plan]
     assert balance.typical_error_basis == "baseline_weeks"
-    diffs = [b - a for a, b in zip(before, before[1:], strict=False)]
+    diffs = [b - a for a, b in itertools.pairwise(before)]
     assert balance.typical_error == pytest.approx(statistics.stdev(diffs) / math.sqrt(2))
     swc = SWC_SHARE * VIEWS["strength_balance"].between_sd
     assert balance.noise == pytest.approx(max(swc, NOISE_FACTOR * balance.typical_error))
@@ -119,7 +121,9 @@ def test_plan_notes_speak_in_runner_units() -> None:
     balance = notes["strength_balance"]
     assert balance.unit == "%"
     assert all(50.0 < p.value < 60.0 for p in balance.points)  # % on the longer side
-    assert balance.start is not None and balance.now is not None and balance.now < balance.start
+    assert balance.start is not None
+    assert balance.now is not None
+    assert balance.now < balance.start
     assert f"{balance.start:.1f} %" in balance.sentence
     for note in notes.values():
         assert "_" not in note.sentence  # no internal keys such as balance_dev_pts

@@ -70,15 +70,15 @@ def _records(item: ImportedActivity) -> list[dict[str, Any]]:
         for name, values in columns:
             value = values[i]
             if not math.isnan(value):
-                rec[name] = int(round(value)) if name in _INTEGER_FIELDS else float(value)
+                rec[name] = round(value) if name in _INTEGER_FIELDS else float(value)
         if cadence is not None and not math.isnan(cadence[i]):
             # FIT running cadence counts strides (cycles) per minute, with a 1/128 fraction.
             cycles = cadence[i] / 2.0
             rec["cadence"] = int(cycles)
             rec["fractional_cadence"] = cycles - int(cycles)
         if lat is not None and lon is not None and not math.isnan(lat[i]):
-            rec["position_lat"] = int(round(lat[i] * _SEMICIRCLES_PER_DEG))
-            rec["position_long"] = int(round(lon[i] * _SEMICIRCLES_PER_DEG))
+            rec["position_lat"] = round(lat[i] * _SEMICIRCLES_PER_DEG)
+            rec["position_long"] = round(lon[i] * _SEMICIRCLES_PER_DEG)
         out.append(rec)
     return out
 

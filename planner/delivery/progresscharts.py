@@ -123,9 +123,7 @@ def progress_png(progress: Progress) -> bytes:
                 title=f"{AREA_LABELS[a.area]}: {view.label}",
                 unit=view.unit,
                 weeks=progress.weeks,
-                values={
-                    p.week: display(a.area, p.value) for p in a.points if p.value is not None
-                },
+                values={p.week: display(a.area, p.value) for p in a.points if p.value is not None},
                 baseline=None if a.baseline is None else display(a.area, a.baseline),
                 noise=a.noise * view.scale,
                 verdict=a.verdict,

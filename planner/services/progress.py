@@ -132,13 +132,13 @@ def progress_text(progress: Progress) -> str:
     for area in progress.areas:
         view = VIEWS[area.area]
         lines.append("")
-        lines.append(
-            f"{AREA_LABELS[area.area]} — {view.label}: {VERDICT_WORDS[area.verdict]}"
-        )
+        lines.append(f"{AREA_LABELS[area.area]} — {view.label}: {VERDICT_WORDS[area.verdict]}")
         if area.verdict == "no_data":
             lines.append(f"  {area.sentence}")
             continue
-        lines.append(f"  {'week':<9} {'value':>12} {'P(limiter)':>10} {'runs':>5} {'steady min':>10}")
+        lines.append(
+            f"  {'week':<9} {'value':>12} {'P(limiter)':>10} {'runs':>5} {'steady min':>10}"
+        )
         for p in area.points:
             value = "-" if p.value is None else show(area.area, p.value)
             prob = "-" if p.probability is None else f"{p.probability:.0%}"
