@@ -52,6 +52,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/import_speed.py
 	$(BIN)/python bench/stream_storage.py
 	$(BIN)/python bench/analyze_speed.py
+	$(BIN)/python bench/progress_speed.py
 
 clean:
 	rm -rf $(VENV) out build dist *.egg-info

@@ -46,8 +46,13 @@ def athlete_progress(
     before: IsoWeek | None = None,
     weeks: int | None = None,
     bundle: CompiledBundle | None = None,
+    use_cache: bool = True,
 ) -> Progress:
-    """Progress from the runs stored (only weeks before ``before`` when given)."""
+    """Progress from the runs stored (only weeks before ``before`` when given).
+
+    ``use_cache=False`` recomputes every run's features from its stream (the benchmark's
+    baseline).
+    """
     try:
         zone = ZoneInfo(athlete.timezone)
     except (KeyError, ValueError):
@@ -61,7 +66,7 @@ def athlete_progress(
             by_week.setdefault(week, []).append(stored)
     shown = week_window(list(by_week), plan_start, weeks)
     wanted = [s for w in shown for s in by_week.get(w, [])]
-    features = iter(load_run_features(store, wanted))
+    features = iter(load_run_features(store, wanted, use_cache=use_cache))
     runs: dict[IsoWeek, list[RunFeatures]] = {
         w: [next(features) for _ in by_week.get(w, [])] for w in shown
     }
@@ -98,6 +103,7 @@ def progress_command(
     *,
     weeks: int | None = None,
     plot: Path | None = None,
+    use_cache: bool = True,
 ) -> ProgressOutput:
     """``stridewise progress``: every area week by week, with a verdict; the PNG if asked."""
     if weeks is not None and weeks < 2:
@@ -105,7 +111,12 @@ def progress_command(
     athlete = store.get_athlete(athlete_id or DEFAULT_ATHLETE)
     history = load_history(store, athlete.id)
     progress = athlete_progress(
-        store, athlete, history=history, plan_start=current_plan_start(history), weeks=weeks
+        store,
+        athlete,
+        history=history,
+        plan_start=current_plan_start(history),
+        weeks=weeks,
+        use_cache=use_cache,
     )
     if not progress.weeks:
         raise ConfigError(f"athlete {athlete.id} has no runs with per-second data yet")
