@@ -22,30 +22,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from analyze_speed import timed  # same folder: bench scripts run as `python bench/NAME.py`
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_WARM_S = 1.0
 ATHLETE = "bench"
 WEEKS = 16
 PLAN_WEEKS = 8
-
-
-def timed(fn: Callable[[], object], repeat: int) -> float:
-    """Median wall time of ``repeat`` calls, in seconds."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def fill(n_runs: int) -> None:

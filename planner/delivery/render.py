@@ -220,16 +220,14 @@ def _context(
     }
 
 
-def _image_src(
-    chart_png: bytes | None, plan: Plan, mode: ImageMode, file_name: str | None
-) -> str | None:
-    if chart_png is None:
+def _image_src(png: bytes | None, mode: ImageMode, file_name: str, cid: str) -> str | None:
+    if png is None:
         return None
     if mode == "data":
-        return "data:image/png;base64," + base64.b64encode(chart_png).decode("ascii")
+        return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
     if mode == "file":
-        return file_name or chart_file_name(plan)
-    return "cid:" + chart_cid(plan)
+        return file_name
+    return "cid:" + cid
 
 
 def chart_file_name(plan: Plan) -> str:
@@ -245,14 +243,6 @@ def trend_file_name(plan: Plan) -> str:
     return f"progress-chart-{plan.week}.png"
 
 
-def _trend_src(png: bytes | None, plan: Plan, mode: ImageMode, file_name: str | None) -> str | None:
-    if png is None:
-        return None
-    if mode == "data":
-        return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-    if mode == "file":
-        return file_name or trend_file_name(plan)
-    return "cid:" + trend_cid(plan)
 
 
 def render_html(
@@ -273,8 +263,8 @@ def render_html(
     follows the same mode (:func:`trend_cid`, :func:`trend_file_name`).
     """
     css = template_files().joinpath("plan.css").read_text(encoding="utf-8")
-    src = _image_src(chart_png, plan, image, image_file)
-    trend = _trend_src(trend_png, plan, image, None)
+    src = _image_src(chart_png, image, image_file or chart_file_name(plan), chart_cid(plan))
+    trend = _image_src(trend_png, image, trend_file_name(plan), trend_cid(plan))
     html = (
         environment()
         .get_template("plan.html.j2")
