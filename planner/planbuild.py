@@ -950,7 +950,13 @@ def build_plan(
         notes=tuple(notes),
         training=training.to_dict(),
         weaker_side=weaker,
-        progress=notes_for_plan(progress) if progress is not None else (),
+        # The focus area's sentence first: the order of the week's emphasis.
+        progress=tuple(
+            sorted(
+                notes_for_plan(progress) if progress is not None else (),
+                key=lambda n: list(emphasis).index(n.area) if n.area in emphasis else len(AREAS),
+            )
+        ),
         shift_to=shift[1] if shift else None,
     )
 
