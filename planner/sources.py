@@ -32,9 +32,15 @@ PRACTITIONER_TEXT: Final = (
 )
 
 
+#: A bare "(Garmin)" cites Garmin's published bands (domain.md §2).
+GARMIN_TEXT: Final = "Garmin owner's manuals: running-dynamics colour zones and GCT balance bands"
+
+
 def full_reference(words: str) -> str | None:
     """The full reference for a short citation, when :data:`SOURCES` holds it."""
     lowered = words.lower()
+    if lowered == "garmin":
+        return GARMIN_TEXT
     for key, text in SOURCES.items():
         match = _KEY.match(key)
         if match is None:
