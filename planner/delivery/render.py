@@ -243,8 +243,6 @@ def trend_file_name(plan: Plan) -> str:
     return f"progress-chart-{plan.week}.png"
 
 
-
-
 def render_html(
     plan: Plan,
     analysis: Analysis,
