@@ -262,7 +262,7 @@ def strava() -> None:
 
 @cli.group("garmin")
 def garmin() -> None:
-    """Log in to or out of Garmin Connect."""
+    """Log in to or out of Garmin Connect, and put your plan on its calendar."""
 
 
 # -- Garmin Connect: login, logout, sync (docs/garmin.md) ------------------------------------
@@ -687,6 +687,9 @@ def athlete_remove(ctx: _Context, athlete_id: str) -> None:
     " run, keeps a copy of each message sent.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@click.option(
+    "--garmin", is_flag=True, help="Also put the week on the Garmin calendar of opted-in athletes."
+)
 @pass_ctx
 def send_weekly_cmd(
     ctx: _Context,
@@ -696,6 +699,7 @@ def send_weekly_cmd(
     resend: bool,
     out_dir: Path | None,
     as_json: bool,
+    garmin: bool,
 ) -> None:
     """E-mail each athlete due now their week's plan, exactly once (safe to run hourly).
 
@@ -722,8 +726,9 @@ def send_weekly_cmd(
             out_dir=out_dir,
             progress=progress if sys.stderr.isatty() else None,
         )
+        pushed = _garmin_weekly(store, athlete_ids, week, dry_run) if garmin else None
     if as_json:
-        _print_json(summary.as_json())
+        _print_json({**summary.as_json(), **({"garmin": pushed.as_json()} if pushed else {})})
     else:
         for res in summary.results:
             where = f" -> {res.eml_path}" if res.eml_path is not None else ""
@@ -733,7 +738,9 @@ def send_weekly_cmd(
             )
         if not summary.results:
             click.echo("no athlete with an e-mail address (see 'stridewise athlete add')")
-    if summary.has_problems:
+        if pushed is not None:
+            _show_weekly_push(pushed)
+    if summary.has_problems or (pushed is not None and pushed.has_problems):
         sys.exit(EXIT_PARTIAL)
 
 
@@ -751,14 +758,17 @@ def _iso_week(_ctx: click.Context, _param: click.Parameter, value: str | None) -
         raise click.BadParameter(str(exc)) from None
 
 
-@cli.command("plan")
-@click.option("--athlete", "athlete_id", help="Plan for this athlete (default: 'me').")
-@click.option(
+_week_option = click.option(
     "--week",
     callback=_iso_week,
     metavar="YYYY-Www",
     help="ISO week, e.g. 2026-W49 (default: next week in the athlete's timezone).",
 )
+
+
+@cli.command("plan")
+@click.option("--athlete", "athlete_id", help="Plan for this athlete (default: 'me').")
+@_week_option
 @click.option(
     "--format",
     "fmt",
@@ -1027,6 +1037,81 @@ def model_evaluate(athletes: int | None, seed: int | None, as_json: bool) -> Non
             f" {_fmt(r['top1_accuracy_with_limiter'])} among the"
             f" {r['top1_with_limiter_n']} of them with a limiter"
         )
+
+
+# -- Garmin Connect calendar: push-plan, --garmin-calendar, send-weekly --garmin -----------
+# (docs/garmin.md). One block while cli.py is being restructured: it adds the roster option
+# to 'athlete add/edit' and holds what 'send-weekly --garmin' prints.
+
+for _roster_command in (athlete_add, athlete_edit):
+    _roster_command.params.append(
+        click.Option(
+            ["--garmin-calendar/--no-garmin-calendar"],
+            default=None,
+            help="Put each week's sessions on this athlete's Garmin Connect calendar"
+            " (send-weekly --garmin).",
+        )
+    )
+
+
+def _show_push(summary: Any) -> None:
+    """One line per session and one for the week; a stop reason on stderr."""
+    for session in summary.sessions:
+        click.echo(
+            f"{summary.athlete_id} {summary.week} {session.session_id} {session.day}:"
+            f" {session.action} ({session.name})"
+        )
+    done = summary.as_json()["requests"]
+    shown = ", ".join(f"{k} {v}" for k, v in done.items())
+    click.echo(f"{summary.athlete_id} {summary.week} (plan revision {summary.revision}): {shown}")
+
+
+def _garmin_weekly(store: Any, athlete_ids: tuple[str, ...], week: str | None, dry: bool) -> Any:
+    from planner.services.garmin_push import push_weekly
+
+    return push_weekly(store, athlete_ids=athlete_ids, week=week, dry_run=dry)
+
+
+def _show_weekly_push(pushed: Any) -> None:
+    for summary in pushed.pushed:
+        _show_push(summary)
+        if summary.message:
+            click.echo(f"{summary.athlete_id}: garmin stopped: {summary.message}", err=True)
+    for athlete_id, reason in pushed.skipped:
+        click.echo(f"{athlete_id}: garmin skipped: {reason}")
+    for athlete_id, reason in pushed.failed:
+        click.echo(f"{athlete_id}: garmin failed: {reason}", err=True)
+
+
+@garmin.command("push-plan")
+@click.option("--athlete", "athlete_id", help="Whose plan (default: 'me').")
+@_week_option
+@click.option("--dry-run", is_flag=True, help="Print the JSON that would be sent; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@pass_ctx
+def garmin_push_plan(
+    ctx: _Context, athlete_id: str | None, week: Any, dry_run: bool, as_json: bool
+) -> None:
+    """Put the week's sessions on your Garmin Connect calendar, exactly once.
+
+    Drill and strength sessions become strength workouts, run sessions running workouts,
+    each scheduled on its day. Re-running changes nothing; after a revised plan it updates
+    the week and removes sessions the plan dropped. Only workouts stridewise created are
+    ever changed. Needs 'stridewise garmin login' once; resumable after an interruption.
+    """
+    from planner.services.garmin_push import push_plan
+
+    with ctx.store() as store:
+        summary = push_plan(store, athlete_id, week, dry_run=dry_run)
+    if as_json or dry_run:
+        _print_json(summary.as_json())
+    else:
+        _show_push(summary)
+    if summary.rate_limited:
+        _fail(summary.message or "Garmin Connect answered HTTP 429 (too many requests)")
+    if not summary.complete:
+        click.echo(summary.message, err=True)
+        sys.exit(EXIT_PARTIAL)
 
 
 def main(argv: list[str] | None = None) -> None:

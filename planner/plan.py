@@ -144,7 +144,9 @@ class PlannedDrill:
 
     ``target`` is the area the block was planned for (an area, or ``general``); ``areas`` are
     the drill's own primary then secondary areas from the catalogue. ``evidence`` holds the
-    analysis sentences the reason rests on.
+    analysis sentences the reason rests on. ``garmin_exercise`` is the catalogue's Garmin
+    (category, exercise) pair (exercise ``""``: the category alone), or None for a drill with
+    no Garmin equivalent.
     """
 
     id: str
@@ -161,6 +163,7 @@ class PlannedDrill:
     evidence: tuple[str, ...] = ()
     cues: tuple[str, ...] = ()
     source: str = ""
+    garmin_exercise: tuple[str, str] | None = None
 
     @property
     def hard(self) -> bool:

@@ -637,6 +637,9 @@ def _planned(
         evidence=evidence,
         cues=drill.cues,
         source=drill.source,
+        garmin_exercise=(
+            None if drill.garmin is None else (drill.garmin.category, drill.garmin.exercise or "")
+        ),
     )
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import fitdecode
 import pytest
-from garmin_fit_sdk import Decoder, Stream
+from garmin_fit_sdk import Decoder, Profile, Stream
 from icalendar import Calendar
 from threadpoolctl import threadpool_limits
 
@@ -652,3 +652,28 @@ def test_build_week_stores_history_and_is_idempotent(sample_home: None) -> None:
         assert [render.event_uid(changed, s) for s in changed.sessions][:1] == [
             render.event_uid(plan, s) for s in plan.sessions
         ][:1]
+
+
+def test_fit_steps_use_the_catalogues_garmin_exercises() -> None:
+    """The same mapping as the Garmin Connect push, as FIT exercise_category/exercise_name."""
+    plan, _ = _plan()
+    types = Profile["types"]
+    seen = 0
+    for session in plan.sessions:
+        name = f"stridewise-{plan.week}-{session.id}-{session.weekday}.fit"
+        messages, _ = Decoder(Stream.from_byte_array(bytearray(plan_workouts(plan)[name]))).read()
+        work = [s for s in messages["workout_step_mesgs"] if s.get("wkt_step_name")]
+        for drill in session.drills:
+            step = next(s for s in work if s["wkt_step_name"].startswith(drill.name[:20]))
+            if drill.garmin_exercise is None or session.kind == "run":
+                assert "exercise_category" not in step, drill.id
+                continue
+            category, exercise = drill.garmin_exercise
+            assert step["exercise_category"] == category.lower(), drill.id
+            if exercise:
+                number = step["exercise_name"]
+                assert types[f"{category.lower()}_exercise_name"][number] == exercise.lower()
+                seen += 1
+            else:
+                assert "exercise_name" not in step, drill.id
+    assert seen >= 3

@@ -68,6 +68,7 @@ def test_add_show_list_json(run_cli: Run) -> None:
             "quality_days": ["tue", "thu"],
         },
         "sources": [],
+        "garmin_calendar": False,
     }
     assert added.json() == expected
     assert run_cli("athlete", "show", "ana", "--json").json() == expected
