@@ -9,8 +9,10 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import replace
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,6 +33,7 @@ from planner.progress import (
     typical_error,
 )
 from planner.simulate import simulate_run
+from tests.conftest import CliResult
 
 START = demo.FIRST_WEEK.shift(demo.PLAN_START_WEEK)
 
@@ -131,3 +134,33 @@ def test_plan_notes_speak_in_runner_units() -> None:
     doc = progress.to_dict()
     assert doc["areas"]["strength_balance"]["metric"] == "balance_dev_pts"  # JSON keeps keys
     assert doc["areas"]["strength_balance"]["verdict"] == IMPROVING
+
+
+def test_progress_cli_errors_are_one_line(run_cli: Callable[..., CliResult]) -> None:
+    missing = run_cli("progress", "--athlete", "nobody")
+    assert missing.code == 1
+    assert missing.err.count("\n") == 1
+    assert "nobody" in missing.err
+    assert "Traceback" not in missing.err
+    run_cli("athlete", "add", "ann", "--name", "Ann", "--email", "ann@example.org")
+    empty = run_cli("progress", "--athlete", "ann")
+    assert empty.code == 1
+    assert "no runs" in empty.err
+    assert run_cli("progress", "--athlete", "ann", "--weeks", "1").code == 2
+
+
+def test_progress_without_a_plan_is_all_baseline(
+    run_cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    from planner.store.database import Store
+
+    with Store() as store:
+        for run in demo.season()[:8]:
+            store.save_activity("ann", demo.simulate_demo_run(run))
+    result = run_cli("progress", "--athlete", "ann", "--json")
+    assert result.code == 0, result.err
+    doc = result.json()
+    assert doc["plan_start"] is None
+    assert doc["areas"]["strength_balance"]["verdict"] == TOO_EARLY
+    assert all(not p["in_plan"] for p in doc["areas"]["strength_balance"]["points"])
+    assert "no plan yet" in run_cli("progress", "--athlete", "ann").out
