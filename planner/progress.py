@@ -26,7 +26,7 @@ import itertools
 import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Final
 
 from planner import reference as ref
@@ -456,8 +456,6 @@ def _judge(
 
 
 def _with_sentence(a: AreaProgress) -> AreaProgress:
-    from dataclasses import replace
-
     return replace(a, sentence=sentence(a))
 
 
