@@ -36,6 +36,7 @@ from pydantic_core import ErrorDetails
 
 from drills import builtin_catalogue_path
 from planner.errors import CatalogueError, NotFoundError
+from planner.records import AREAS, Area
 
 __all__ = [
     "AREAS",
@@ -58,25 +59,6 @@ __all__ = [
 
 ENTRY_POINT_GROUP: Final = "stridewise.catalogues"
 PRACTITIONER: Final = "practitioner"
-
-
-class Area(StrEnum):
-    """A mechanical area a drill trains; ``general`` is warm-up and mobility work."""
-
-    PUSH = "push"
-    SWING = "swing"
-    POSTURE_HIP = "posture_hip"
-    STRENGTH_BALANCE = "strength_balance"
-    GENERAL = "general"
-
-
-#: The four limiter areas the model ranks (domain.md section 4); ``general`` is not a limiter.
-AREAS: Final[tuple[Area, ...]] = (
-    Area.PUSH,
-    Area.SWING,
-    Area.POSTURE_HIP,
-    Area.STRENGTH_BALANCE,
-)
 
 
 class Kind(StrEnum):

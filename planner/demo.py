@@ -2,8 +2,8 @@
 
 The demo runner ("Alex") has a typical stride except for one thing: a left–right ground contact
 imbalance far outside the population (about 54.5 % on the left at the start, against the
-97.5th percentile of about 52.6 %; reference.BALANCE_SD_PTS). Swing is a little weak too, so it is the
-area time moves to once balance improves. From the week the plan begins
+97.5th percentile of about 52.6 %; reference.BALANCE_SD_PTS). Swing is a little weak too, so
+it is the area time moves to once balance improves. From the week the plan begins
 (:data:`PLAN_START_WEEK`), the imbalance shrinks week by week, as if the single-leg work helped;
 nothing else changes. Day-to-day variation keeps the weekly values honest about noise.
 

@@ -749,8 +749,3 @@ def grouped_cv(
             "brier": float(brier_score_loss(y[known], probs[known, k])) if known.any() else None,
         }
     return {"athletes": len(unique), "folds": splitter.get_n_splits(), "areas": areas}
-
-
-def nan_to_none(value: float | None) -> float | None:
-    """JSON-friendly float."""
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value

@@ -42,8 +42,6 @@ from typing import Final
 from drills.catalogue import Catalogue, Contraindication, Drill, Equipment, Kind
 from planner.errors import ConfigError
 from planner.plan import (
-    AREA_LABELS,
-    GENERAL,
     AreaEmphasis,
     IsoWeek,
     KeyMetric,
@@ -57,7 +55,15 @@ from planner.plan import (
     TrendPoint,
 )
 from planner.progress import Progress, improved, metric_words, notes_for_plan
-from planner.records import AREAS, WEEKDAYS, Analysis, LimiterEstimate, Preferences
+from planner.records import (
+    AREA_LABELS,
+    AREAS,
+    GENERAL,
+    WEEKDAYS,
+    Analysis,
+    LimiterEstimate,
+    Preferences,
+)
 from planner.training import TrainingSummary
 
 LEVELS: Final = ("beginner", "intermediate", "advanced")

@@ -32,8 +32,8 @@ from typing import Any, Final
 from planner import reference as ref
 from planner.features import AthleteFeatures, RunFeatures, athlete_features
 from planner.limiters import KEY_METRICS
-from planner.plan import AREA_LABELS, IsoWeek, PlanHistoryEntry, ProgressNote, TrendPoint
-from planner.records import AREAS
+from planner.plan import IsoWeek, PlanHistoryEntry, ProgressNote, TrendPoint
+from planner.records import AREA_LABELS, AREAS
 
 #: Weeks before the plan began that serve as the baseline. Our choice: about a month is enough
 #: for a typical error and short enough to describe the runner just before the plan.

@@ -354,7 +354,11 @@ def test_label_command(run_cli: Callable[..., Any]) -> None:
     run_cli("import", FIT_DIR / "68MK1405.FIT", "--athlete", "kim")
     result = run_cli("label", "--athlete", "kim", "--limiter", "swing", "--not", "push", "--json")
     assert result.code == 0, result.err
-    assert result.json() == {"athlete": "kim", "labels": {"push": 0, "swing": 1}}
+    assert result.json() == {
+        "athlete_id": "kim",
+        "athlete": "kim",
+        "labels": {"push": 0, "swing": 1},
+    }
     changed = run_cli("label", "--athlete", "kim", "--limiter", "push", "--json").json()
     assert changed["labels"] == {"push": 1, "swing": 1}
     assert run_cli("label", "--athlete", "kim").code == 2

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 from matplotlib.figure import Figure
 
-from planner.delivery.charts import AREA_LABELS, png_bytes
+from planner.delivery.charts import png_bytes
 from planner.plan import Plan
 from planner.progress import VERDICT_WORDS, VIEWS, Progress, display
+from planner.records import AREA_LABELS
 
 _LINE = "#3b6ea5"
 _BAND = "#888888"

@@ -25,17 +25,9 @@ import jinja2
 from icalendar import Calendar, Event
 
 from planner.delivery.workouts import plan_workouts
-from planner.plan import (
-    AREA_LABELS,
-    DAY_LABELS,
-    GENERAL,
-    MetricTrend,
-    Plan,
-    PlannedDrill,
-    PlanSession,
-)
+from planner.plan import DAY_LABELS, MetricTrend, Plan, PlannedDrill, PlanSession
 from planner.progress import VERDICT_WORDS, VIEWS, metric_words, show
-from planner.records import Analysis, Athlete
+from planner.records import AREA_LABELS, GENERAL, Analysis, Athlete
 from planner.sources import PRACTITIONER, PRACTITIONER_TEXT, Citations
 
 TEMPLATE_PACKAGE: Final = "templates"
@@ -344,7 +336,6 @@ class RenderedPlan:
 
     html: str  # references the chart as cid:<chart_cid> when chart_png is given
     text: str
-    markdown: str
     ics: bytes
     fit_workouts: dict[str, bytes] = field(default_factory=dict)  # file name -> bytes
     chart_png: bytes | None = None
@@ -362,7 +353,7 @@ def render_all(
     now: datetime | None = None,
     trend_png: bytes | None = None,
 ) -> RenderedPlan:
-    """Render a plan every way at once (the e-mail uses all of them).
+    """Render a plan every way the e-mail uses (HTML, text, calendar, FIT workouts).
 
     ``now`` is the calendar DTSTAMP and the FIT ``time_created``; by default
     ``Plan.revision_time``, so rendering the same stored revision twice gives identical bytes.
@@ -371,7 +362,6 @@ def render_all(
     return RenderedPlan(
         html=render_html(plan, analysis, athlete, chart_png, image="cid", trend_png=trend_png),
         text=render_text(plan, analysis, athlete),
-        markdown=render_markdown(plan, analysis, athlete),
         ics=render_ics(plan, athlete, now=now),
         fit_workouts=plan_workouts(plan, now=now),
         chart_png=chart_png,

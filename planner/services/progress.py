@@ -130,8 +130,8 @@ def progress_command(
 
 def progress_text(progress: Progress) -> str:
     """The plain-text report: per area a table of weeks, then the verdict sentence."""
-    from planner.plan import AREA_LABELS
     from planner.progress import VERDICT_WORDS, VIEWS, show, show_change
+    from planner.records import AREA_LABELS
 
     lines = [f"Progress of {progress.athlete_id}"]
     if progress.plan_start:

@@ -108,6 +108,9 @@ def sync_strava(
     (not connected, no application configured).
     """
     athlete_id = athlete_id or DEFAULT_ATHLETE
+    known = store.find_athlete(athlete_id)
+    if known is not None:  # the roster says where this athlete's data may come from
+        known.check_source(Source.STRAVA)
     if connector is None:
         connector = StravaConnector(athlete_id, clock=clock)
     connector.tokens()  # not connected → AuthError before anything else
