@@ -263,7 +263,8 @@ def test_runner_facing_words(rendered: tuple[Plan, render.RenderedPlan]) -> None
     """No internal keys; references gathered in a numbered Sources list at the end."""
     plan, out = rendered
     body_text = out.text.split("\nSOURCES\n")[0]
-    for name, text in (("text", out.text), ("markdown", out.markdown), ("html", out.html)):
+    markdown = render.render_markdown(plan, _plan()[1], ATHLETE)
+    for name, text in (("text", out.text), ("markdown", markdown), ("html", out.html)):
         leaked = {key for key in _INTERNAL_KEYS if key in text}
         assert not leaked, f"{name}: {leaked}"
     assert "gct_resid_ms" in json.dumps(plan.to_dict())  # the JSON keeps the keys

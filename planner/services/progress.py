@@ -47,11 +47,12 @@ def athlete_progress(
     weeks: int | None = None,
     bundle: CompiledBundle | None = None,
     use_cache: bool = True,
+    save: bool = True,
 ) -> Progress:
     """Progress from the runs stored (only weeks before ``before`` when given).
 
     ``use_cache=False`` recomputes every run's features from its stream (the benchmark's
-    baseline).
+    baseline); ``save=False`` leaves the store untouched (fresh features are not cached).
     """
     try:
         zone = ZoneInfo(athlete.timezone)
@@ -66,7 +67,7 @@ def athlete_progress(
             by_week.setdefault(week, []).append(stored)
     shown = week_window(list(by_week), plan_start, weeks)
     wanted = [s for w in shown for s in by_week.get(w, [])]
-    features = iter(load_run_features(store, wanted, use_cache=use_cache))
+    features = iter(load_run_features(store, wanted, use_cache=use_cache, save=save))
     runs: dict[IsoWeek, list[RunFeatures]] = {
         w: [next(features) for _ in by_week.get(w, [])] for w in shown
     }
@@ -81,12 +82,20 @@ def athlete_progress(
 
 
 def progress_for_week(
-    store: Store, athlete: Athlete, week: IsoWeek, level: str, history: list[PlanHistoryEntry]
+    store: Store,
+    athlete: Athlete,
+    week: IsoWeek,
+    level: str,
+    history: list[PlanHistoryEntry],
+    *,
+    save: bool = True,
 ) -> Progress:
     """What the plan of ``week`` knows: the weeks before it, against the plan it belongs to."""
     start = periodise(week, history, level).program_start
     chain = program_chain(week, history)
-    return athlete_progress(store, athlete, history=list(chain), plan_start=start, before=week)
+    return athlete_progress(
+        store, athlete, history=list(chain), plan_start=start, before=week, save=save
+    )
 
 
 @dataclass(frozen=True, slots=True)

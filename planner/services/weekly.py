@@ -98,7 +98,7 @@ def build_week(
     runs = (s.activity for s in store.list_activities(athlete_id, running_only=True))
     training = summarize_training(runs, end_utc=monday.astimezone(UTC), tz=athlete.timezone)
     history = load_history(store, athlete_id, before=week)
-    progress = progress_for_week(store, athlete, week, prefs.level, history)
+    progress = progress_for_week(store, athlete, week, prefs.level, history, save=persist)
     plan = build_plan(
         analysis, training, prefs, week, history, catalogue or load_catalogue(), progress
     )
