@@ -56,6 +56,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/stream_storage.py
 	$(BIN)/python bench/analyze_speed.py
 	$(BIN)/python bench/progress_speed.py
+	$(BIN)/python bench/track_parse.py
 
 clean:
 	rm -rf $(VENV) out build dist *.egg-info

@@ -127,7 +127,7 @@ def import_(
     workers: int | None,
     decoder: str,
 ) -> None:
-    """Import FIT files, .fit.gz, folders, and Strava or Garmin export zips."""
+    """Import FIT, GPX and TCX files (also gzipped), folders, and Strava or Garmin export zips."""
     from planner.services.workers import likely_batch, warm_up
 
     if workers != 1 and likely_batch(paths):
@@ -150,7 +150,7 @@ def import_(
         if summary.not_activity:
             notes.append(f"{len(summary.not_activity)} not activity files")
         if summary.unsupported:
-            notes.append(f"{len(summary.unsupported)} GPX/TCX skipped")
+            notes.append(f"{len(summary.unsupported)} not imported (unsupported)")
         extra = f" ({'; '.join(notes)})" if notes else ""
         click.echo(
             f"imported {len(summary.imported)}, replaced {len(summary.replaced)} by a richer copy,"
@@ -468,7 +468,10 @@ def strava_connect(no_browser: bool, athlete_id: str | None) -> None:
 @strava.command("disconnect")
 @click.option("--athlete", "athlete_id", help="Disconnect the Strava account of this athlete.")
 def strava_disconnect(athlete_id: str | None) -> None:
-    """Withdraw stridewise's access at Strava and delete the stored tokens."""
+    """Revoke stridewise's access at Strava and delete the stored tokens.
+
+    The tokens are deleted whatever Strava answers; the output says whether Strava confirmed.
+    """
     from planner.services.accounts import disconnect_strava
 
     result = disconnect_strava(athlete_id)
@@ -476,8 +479,14 @@ def strava_disconnect(athlete_id: str | None) -> None:
         click.echo("Strava is not connected; nothing to do")
         return
     if result.warning:
-        click.echo(f"warning: {result.warning}", err=True)
-    click.echo("disconnected from Strava; stored tokens deleted")
+        click.echo(
+            f"warning: Strava did not confirm: {result.warning}; revoke access yourself at"
+            " https://www.strava.com/settings/apps",
+            err=True,
+        )
+        click.echo("stored tokens deleted; Strava's authorisation may still be active")
+    else:
+        click.echo("Strava revoked stridewise's access; stored tokens deleted")
 
 
 class _StravaProgress:
@@ -533,6 +542,12 @@ def sync_strava_cmd(
     if as_json:
         _print_json(summary.as_json())
     else:
+        if summary.api_fallback:
+            click.echo(
+                f"note: Strava's new API address ({summary.api_fallback}) did not answer;"
+                " the old one was used",
+                err=True,
+            )
         for ref, reason in summary.failed:
             click.echo(f"failed: strava activity {ref}: {reason}", err=True)
         click.echo(
@@ -575,7 +590,8 @@ def _athlete_options(adding: bool) -> Callable[[Callable[..., Any]], Callable[..
         click.option("--long-run-day", help="Usual long-run day ('none' clears)."),
         click.option("--quality-days", help="Usual hard-run days, e.g. tue,thu ('none' clears)."),
         click.option(
-            "--sources", help="Where the data comes from: fit,garmin,strava ('none' clears)."
+            "--sources",
+            help="Where the data comes from: fit,garmin,strava,gpx,tcx ('none' clears).",
         ),
     ]
 

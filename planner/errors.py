@@ -65,6 +65,15 @@ class FitImportError(StridewiseError):
         self.offset = offset
 
 
+class TrackImportError(StridewiseError):
+    """One GPX or TCX file could not be read; the batch goes on without it."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
 class ArchiveError(StridewiseError):
     """An archive is unsafe (zip-slip, zip bomb) or unreadable."""
 

@@ -23,6 +23,8 @@ class Source(StrEnum):
     FIT = "fit"
     GARMIN = "garmin"
     STRAVA = "strava"
+    GPX = "gpx"  # a GPX track file (e.g. an older activity of a Strava export)
+    TCX = "tcx"  # a TCX file (idem)
 
 
 #: FIT ``sport`` values we analyse. Trail, treadmill, track and virtual runs are sub-sports of
@@ -30,9 +32,10 @@ class Source(StrEnum):
 RUNNING_SPORTS = frozenset({"running"})
 
 #: Sources ranked for the "richer copy wins" rule when their streams are equally rich: an
-#: original FIT file beats the same file fetched from Garmin Connect, which beats Strava's
-#: resampled streams (no running dynamics).
-SOURCE_RANK = {Source.FIT: 3, Source.GARMIN: 2, Source.STRAVA: 1}
+#: original FIT file beats the same file fetched from Garmin Connect, which beats a GPX or TCX
+#: track (the user's own file, but fewer fields and no device metadata), which beats Strava's
+#: resampled API streams (no running dynamics, and Strava's API terms apply to them).
+SOURCE_RANK = {Source.FIT: 4, Source.GARMIN: 3, Source.GPX: 2, Source.TCX: 2, Source.STRAVA: 1}
 
 
 @dataclass(frozen=True, slots=True)

@@ -171,7 +171,10 @@ def test_remove(run_cli: Run) -> None:
         (["--level", "elite"], "--level 'elite': use one of beginner, intermediate, advanced"),
         (["--avoid", "heartbreak"], "--avoid 'heartbreak': unknown heartbreak"),
         (["--long-run-day", "never"], "--long-run-day 'never'"),
-        (["--sources", "fit,polar"], "--sources 'fit,polar': unknown polar (known: fit, garmin"),
+        (
+            ["--sources", "fit,polar"],
+            "--sources 'fit,polar': unknown polar (known: fit, garmin, strava, gpx, tcx)",
+        ),
     ],
 )
 def test_bad_option_values_are_usage_errors(run_cli: Run, args: list[str], message: str) -> None:

@@ -175,6 +175,30 @@ def _num(x: float, digits: int = 3) -> float | None:
     return None if math.isnan(x) else round(float(x), digits)
 
 
+#: Sources whose runs can never carry running dynamics, named in the analysis (one run, more
+#: runs) with what that means for the runner.
+_SOURCES_WITHOUT_DYNAMICS: tuple[tuple[Source, str, str, str], ...] = (
+    (
+        Source.STRAVA,
+        "Strava-sourced run",
+        "Strava-sourced runs",
+        "analysed for you only, never used to train the model.",
+    ),
+    (
+        Source.GPX,
+        "run from a GPX file",
+        "runs from GPX files",
+        "speed, cadence and heart rate only.",
+    ),
+    (
+        Source.TCX,
+        "run from a TCX file",
+        "runs from TCX files",
+        "speed, cadence and heart rate only.",
+    ),
+)
+
+
 def data_summary(
     af: AthleteFeatures,
     runs: Sequence[RunFeatures],
@@ -206,11 +230,11 @@ def data_summary(
         )
     if af.run_flags.get("with_drift", 0) == 0 and n:
         limits.append("No run long and steady enough (30 min after warm-up) to measure drift.")
-    if af.sources.get(Source.STRAVA.value):
-        limits.append(
-            f"{af.sources[Source.STRAVA.value]} Strava-sourced runs: no running dynamics;"
-            " analysed for you only, never used to train the model."
-        )
+    for source, one, many, consequence in _SOURCES_WITHOUT_DYNAMICS:
+        n_source = af.sources.get(source.value, 0)
+        if n_source:
+            what = one if n_source == 1 else many
+            limits.append(f"{n_source} {what}: no running dynamics; {consequence}")
     limits.append(
         "Probabilities with evidence, not diagnoses: single mechanics variables explain only a"
         " small share of running economy (domain.md §3)."

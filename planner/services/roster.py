@@ -50,7 +50,7 @@ class AthleteChanges:
     avoid: str | None = None
     long_run_day: str | None = None
     quality_days: str | None = None
-    sources: str | None = None  # where this athlete's data comes from: fit, garmin, strava
+    sources: str | None = None  # where the data comes from: fit, garmin, strava, gpx, tcx
     garmin_calendar: bool | None = None  # put each week's sessions on their Garmin calendar
 
     def is_empty(self) -> bool:
