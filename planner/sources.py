@@ -28,7 +28,7 @@ _KEY: Final = re.compile(r"^([a-z_]+?)_((?:19|20)\d\d)$")
 #: Drill sources that are not a study: shown once, in plain words.
 PRACTITIONER: Final = "practitioner"
 PRACTITIONER_TEXT: Final = (
-    "Drills marked as common coaching practice: no study gives their dose (docs/drills.md)."
+    "Drills marked with this number are common coaching practice: no study gives their dose."
 )
 
 
