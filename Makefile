@@ -15,16 +15,28 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The main job on the bundled sample data: import, analyse, write a plan into out/.
+# The demo athlete: a seeded 12-week season written as FIT files by our own simulator and
+# encoder, imported and planned week by week; then every output into out/ (docs/plans.md).
+# The dry-run e-mail needs a sender address; nothing is sent.
+DEMO := STRIDEWISE_HOME=$(DEMO_HOME) STRIDEWISE_SMTP_FROM="stridewise demo <coach@example.org>" \
+  $(BIN)/stridewise
+DEMO_WEEK := 2026-W48
 demo: $(STAMP)
-	rm -rf $(DEMO_HOME)
+	rm -rf $(DEMO_HOME) out/demo-fit
 	mkdir -p out
-	STRIDEWISE_HOME=$(DEMO_HOME) $(BIN)/stridewise import tests/fixtures/fit
-	STRIDEWISE_HOME=$(DEMO_HOME) $(BIN)/stridewise activities
-	STRIDEWISE_HOME=$(DEMO_HOME) $(BIN)/stridewise analyze
+	$(DEMO) demo --fit-dir out/demo-fit
+	$(DEMO) activities --athlete demo | tail -n 5
+	$(DEMO) analyze --athlete demo --plots out/
+	$(DEMO) progress --athlete demo --plot out/progress.png | tee out/progress.txt
+	# The week's plan is stored already: these only read, so they share the two cores.
+	pids=""; \
 	for f in html text md ics fit json; do \
-	  STRIDEWISE_HOME=$(DEMO_HOME) $(BIN)/stridewise plan --format $$f --out out || exit 1; \
-	done
+	  $(DEMO) plan --athlete demo --week $(DEMO_WEEK) --format $$f --out out & pids="$$pids $$!"; \
+	done; \
+	$(DEMO) send-weekly --athlete demo --week $(DEMO_WEEK) --dry-run --out out & pids="$$pids $$!"; \
+	for p in $$pids; do wait $$p || exit 1; done
+	@echo
+	@echo "Open first: out/plan-$(DEMO_WEEK).html (the plan), then out/progress.png (is it working?)."
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q
@@ -43,6 +55,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/import_speed.py
 	$(BIN)/python bench/stream_storage.py
 	$(BIN)/python bench/analyze_speed.py
+	$(BIN)/python bench/progress_speed.py
 	$(BIN)/python bench/track_parse.py
 	$(BIN)/python bench/roster_speed.py
 

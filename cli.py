@@ -874,6 +874,69 @@ def analyze(
         click.echo(f"wrote {path}")
 
 
+@cli.command("progress")
+@click.option("--athlete", "athlete_id", help="Whose progress (default: 'me').")
+@click.option(
+    "--weeks",
+    type=click.IntRange(min=2),
+    metavar="N",
+    help="Show the last N weeks (default: the plan's weeks and 4 before it).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a PNG chart of every area over the weeks.",
+)
+@pass_ctx
+def progress(
+    ctx: _Context, athlete_id: str | None, weeks: int | None, as_json: bool, plot: Path | None
+) -> None:
+    """Is the plan working? Each area week by week, and whether it moved beyond noise."""
+    from planner.services.progress import progress_command, progress_text
+
+    with ctx.store() as store:
+        output = progress_command(store, athlete_id, weeks=weeks, plot=plot)
+    if as_json:
+        doc = output.progress.to_dict()
+        doc["plot"] = None if output.plot is None else str(output.plot)
+        _print_json(doc)
+        return
+    click.echo(progress_text(output.progress), nl=False)
+    if output.plot is not None:
+        click.echo(f"wrote {output.plot}")
+
+
+@cli.command("demo")
+@click.option(
+    "--fit-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("out/demo-fit"),
+    show_default=True,
+    help="Where the season's FIT files are written.",
+)
+@click.option("--seed", type=int, default=12, show_default=True, help="Seed of the season.")
+@pass_ctx
+def demo(ctx: _Context, fit_dir: Path, seed: int) -> None:
+    """Create the demo athlete: 12 simulated weeks as FIT files, imported and planned weekly."""
+    from planner.services.demo import SeasonWeek, demo_command
+
+    def report(step: SeasonWeek) -> None:
+        line = f"{step.week}: imported {step.imported} runs"
+        if step.failed:
+            line += f", {step.failed} failed"
+        if step.plan_week:
+            line += f"; plan for {step.plan_week} aims at {step.focus or 'general work'}"
+        if step.shift_to:
+            line += f", time moves to {step.shift_to}"
+        click.echo(line)
+
+    with ctx.store() as store:
+        steps = demo_command(store, fit_dir, seed=seed, report=report)
+    if any(step.failed for step in steps):
+        sys.exit(EXIT_PARTIAL)
+
+
 @cli.command("label")
 @click.option("--athlete", "athlete_id", required=True, help="The athlete judged.")
 @click.option(

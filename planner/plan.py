@@ -245,6 +245,28 @@ class MetricTrend:
 
 
 @dataclass(frozen=True, slots=True)
+class ProgressNote:
+    """One area's progress since the plan began, as a plan shows it (:mod:`planner.progress`).
+
+    Values are in the units a runner reads (``unit``); ``noise`` is the change that counts as
+    more than week-to-week noise; ``verdict`` is ``improving``, ``no_real_change``,
+    ``worsening`` or ``too_early``.
+    """
+
+    area: str
+    label: str
+    unit: str
+    verdict: str
+    sentence: str
+    start: float | None
+    now: float | None
+    noise: float
+    weeks: int
+    points: tuple[TrendPoint, ...]
+    plan_start: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     """A 7-day plan for one athlete and ISO week."""
 
@@ -266,6 +288,10 @@ class Plan:
     # Calendar DTSTAMP and FIT time_created use it, so re-rendering a revision is byte-stable.
     revised_utc: dt.datetime | None = None
     format_version: int = PLAN_FORMAT_VERSION
+    # Each area's key metric week by week and whether it moved more than noise (issue 12).
+    progress: tuple[ProgressNote, ...] = ()
+    # When the focus area improved enough: the area the time moves to (else None).
+    shift_to: str | None = None
 
     @property
     def iso_week(self) -> IsoWeek:

@@ -21,9 +21,11 @@ sources (``domain.md`` sections 4–5) or marked as our own assumptions:
 * **Strength balance.** Unilateral strength, plyometric and technique drills get one extra set
   on the weaker side (``Analysis.weaker_side``, from GCT balance; domain.md §5, practitioner).
 * **Reasons.** Every block says why it is there, quoting the analysis evidence for its area.
-* **Emphasis shift.** When an area's key metric has improved since the plan began (at least
-  three analysed weeks), its weight drops so time moves to the next limiter; the plan carries
-  the trend of each key metric.
+* **Emphasis shift.** When an area's key metric has improved since the plan began, its weight
+  drops so time moves to the next limiter, and the plan says so (``Plan.shift_to``). With the
+  weekly progress (:mod:`planner.progress`) "improved" means by more than the athlete's own
+  week-to-week noise; without it, by IMPROVE_FRACTION over at least three analysed weeks. The
+  plan carries the trend of each key metric and the progress sentences.
 * Equipment, level, contraindications to avoid, available days, sessions per week and minutes
   per session are respected.
 """
@@ -52,6 +54,7 @@ from planner.plan import (
     PlanSession,
     TrendPoint,
 )
+from planner.progress import Progress, improved, metric_words, notes_for_plan
 from planner.records import (
     AREA_LABELS,
     AREAS,
@@ -658,7 +661,10 @@ def _plyo_ok(day: str, slots: list[_Slot], previous_plyo_days: set[str]) -> bool
 
 
 def _emphasis(
-    analysis: Analysis, week: IsoWeek, chain: Sequence[PlanHistoryEntry]
+    analysis: Analysis,
+    week: IsoWeek,
+    chain: Sequence[PlanHistoryEntry],
+    progress: Progress | None = None,
 ) -> tuple[dict[str, AreaEmphasis], list[MetricTrend]]:
     """Weight, share and role of every area, and the key-metric trends since the plan began."""
     by_area = {lim.area: lim for lim in analysis.limiters if lim.area in AREAS}
@@ -667,6 +673,11 @@ def _emphasis(
     improving: set[str] = set()
     for area, lim in sorted(by_area.items(), key=lambda kv: AREAS.index(kv[0])):
         trend, better = metric_trend(lim, week, chain)
+        beyond_noise = improved(progress, area)
+        if beyond_noise is not None:
+            better = beyond_noise  # the weekly values against noise decide when known
+        elif progress is not None:
+            better = False  # too early to tell: no shift yet
         if trend is not None:
             trends.append(trend)
         if lim.probability is not None:
@@ -870,6 +881,7 @@ def build_plan(
     week: IsoWeek | str,
     history: Sequence[PlanHistoryEntry],
     catalogue: Catalogue,
+    progress: Progress | None = None,
 ) -> Plan:
     """Build one athlete's plan for one ISO week.
 
@@ -888,6 +900,9 @@ def build_plan(
         The athlete's stored plans (any weeks; only earlier weeks are used).
     catalogue
         The drill catalogue.
+    progress
+        The weeks before this one, per area (:func:`planner.progress.compute_progress`): decides
+        whether a limiter improved by more than noise, and gives the plan its progress sentences.
 
     Returns
     -------
@@ -903,7 +918,8 @@ def build_plan(
     prefs = check_preferences(preferences)
     week = IsoWeek.parse(week) if isinstance(week, str) else week
     period = periodise(week, history, prefs.level)
-    emphasis, trends = _emphasis(analysis, week, period.chain)
+    emphasis, trends = _emphasis(analysis, week, period.chain, progress)
+    shift = _shift(emphasis)
     weaker = analysis.weaker_side if analysis.weaker_side in ("left", "right") else None
     ctx = _Context(
         athlete_id=analysis.athlete_id,
@@ -925,7 +941,9 @@ def build_plan(
     minutes = plan_week.minutes_by_area()
     emphasis = {a: replace(e, minutes=minutes[a]) for a, e in emphasis.items()}
     notes = [_phase_note(period, prefs.level)]
-    notes += _notes(ctx, emphasis, trends, training, plan_week.slots, plan_week.target)
+    notes += _notes(
+        ctx, emphasis, trends, training, plan_week.slots, plan_week.target, progress, shift
+    )
     days = _days(week, plan_week.slots, plan_week.run_slots, key_days, emphasis, ctx)
     return Plan(
         athlete_id=analysis.athlete_id,
@@ -941,7 +959,29 @@ def build_plan(
         notes=tuple(notes),
         training=training.to_dict(),
         weaker_side=weaker,
+        # The focus area's sentence first: the order of the week's emphasis.
+        progress=tuple(
+            sorted(
+                notes_for_plan(progress) if progress is not None else (),
+                key=lambda n: list(emphasis).index(n.area) if n.area in emphasis else len(AREAS),
+            )
+        ),
+        shift_to=shift[1] if shift else None,
     )
+
+
+def _shift(emphasis: dict[str, AreaEmphasis]) -> tuple[str, str] | None:
+    """(improved top limiter, the area time moves to), or None when there is no shift."""
+    judged = [e for e in emphasis.values() if e.probability is not None]
+    if not judged:
+        return None
+    top = max(judged, key=lambda e: (e.probability or 0.0, -AREAS.index(e.area)))
+    if not top.improving:
+        return None
+    rest = [e for e in judged if e.area != top.area]
+    if not rest:
+        return None
+    return top.area, max(rest, key=lambda e: (e.weight or 0.0, -AREAS.index(e.area))).area
 
 
 def _phase_note(period: Periodisation, level: str) -> str:
@@ -984,6 +1024,8 @@ def _notes(
     training: TrainingSummary,
     slots: list[_Slot],
     target: dict[str, float],
+    progress: Progress | None = None,
+    shift: tuple[str, str] | None = None,
 ) -> list[str]:
     notes: list[str] = []
     for area in AREAS:
@@ -1000,13 +1042,28 @@ def _notes(
             " with running dynamics (a chest strap, pod or recent watch) let the next plan aim"
             " at what limits you."
         )
+    if shift is not None:
+        moved_from, shift_to = shift
+        notes.append(
+            f"{AREA_LABELS[moved_from]} has improved by more than week-to-week noise."
+            if progress is not None
+            else f"{AREA_LABELS[moved_from]} is improving."
+        )
+        notes.append(
+            f"So this week moves time from {AREA_LABELS[moved_from].lower()} to"
+            f" {AREA_LABELS[shift_to].lower()}, the next area."
+        )
     for trend in trends:
-        if trend.direction == "improving" and emphasis.get(trend.area) is not None:
+        if (
+            progress is None
+            and trend.direction == "improving"
+            and emphasis.get(trend.area) is not None
+            and (shift is None or trend.area != shift[0])
+        ):
             first, last = trend.points[0], trend.points[-1]
             notes.append(
-                f"{AREA_LABELS[trend.area]} is improving: {trend.metric} went from"
-                f" {_fmt(first.value)} in {first.week} to {_fmt(last.value)} now, so it gets"
-                " less time and the next limiter more."
+                f"{AREA_LABELS[trend.area]} is improving: your {metric_words(trend.metric)} went"
+                f" from {_fmt(first.value)} in {first.week} to {_fmt(last.value)} now."
             )
     if ctx.weaker_side:
         notes.append(

@@ -299,6 +299,8 @@ class SamplePlan:
     fit_workouts: dict[str, bytes]
     chart_png: bytes | None
     chart_cid: str
+    trend_png: bytes | None = None
+    trend_cid: str = ""
 
 
 FIT_SAMPLE = Path(__file__).parent / "fixtures" / "fit" / "Settings.fit"

@@ -132,6 +132,31 @@ def test_no_chart_means_no_related_part(rendered: SamplePlan) -> None:
     ]
 
 
+def test_progress_chart_is_a_second_inline_image(rendered: SamplePlan) -> None:
+    from dataclasses import replace
+
+    settings = load_smtp_settings(sending=False, config={"smtp": {"from": "c@example.org"}}, env={})
+    trend_cid = "progress-chart.ann.2026-W49@stridewise"
+    html = rendered.html.replace("</body>", f'<img src="cid:{trend_cid}"></body>')
+    trend = rendered.chart_png + b"trend"  # different bytes from the limiter chart
+    with_trend = replace(rendered, html=html, trend_png=trend, trend_cid=trend_cid)
+    msg = _message(with_trend, settings)
+    assert _structure(msg)[3:7] == [
+        "    multipart/related",
+        "      text/html",
+        "      image/png",
+        "      image/png",
+    ]
+    alternative = next(msg.iter_parts())
+    related = list(alternative.iter_parts())[1]
+    _, chart, progress = related.iter_parts()
+    assert chart["Content-ID"] == f"<{rendered.chart_cid}>"
+    assert progress["Content-ID"] == f"<{trend_cid}>"
+    assert progress.get_content_disposition() == "inline"
+    assert progress.get_content() == trend
+    assert content_hash(with_trend) != content_hash(replace(with_trend, trend_png=None))
+
+
 def test_content_hash_tracks_what_the_athlete_reads(rendered: SamplePlan) -> None:
     from dataclasses import replace
 

@@ -10,6 +10,7 @@ import dataclasses
 import io
 import json
 import os
+import re
 import tomllib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -26,8 +27,11 @@ from threadpoolctl import threadpool_limits
 from drills.catalogue import load_catalogue
 from planner.delivery import render
 from planner.delivery.workouts import plan_workouts
+from planner.features import MODEL_FEATURES
+from planner.limiters import KEY_METRICS
 from planner.plan import IsoWeek, Plan, PlanHistoryEntry
 from planner.planbuild import build_plan, history_entry
+from planner.progress import VIEWS, AreaProgress, PlanEvent, Progress, WeekPoint, sentence
 from planner.records import Analysis, Athlete, LimiterEstimate, Preferences
 from planner.training import TrainingSummary
 from tests.conftest import CliResult
@@ -111,13 +115,62 @@ PREFS = Preferences(
 )
 
 
+def _area(area: str, values: list[float | None], verdict: str) -> AreaProgress:
+    """One area's weeks 2026-W43 … W48 (the plan began in W47), noise 2 units."""
+    weeks = [str(IsoWeek(2026, 43).shift(k)) for k in range(len(values))]
+    points = tuple(
+        WeekPoint(w, v, None, None, 4 if v is not None else 0, 120.0, w >= "2026-W47")
+        for w, v in zip(weeks, values, strict=True)
+    )
+    known = [v for v in values if v is not None]
+    area_progress = AreaProgress(
+        area=area,
+        metric=VIEWS[area].metric,
+        better=VIEWS[area].better,
+        points=points,
+        typical_error=1.0,
+        typical_error_basis="baseline_weeks",
+        smallest_worthwhile_change=0.5,
+        noise=2.0 if area != "strength_balance" else 0.4,
+        noise_basis="typical_error",
+        baseline=sum(known[:4]) / 4 if len(known) > 4 else None,
+        current=sum(known[-2:]) / 2 if len(known) > 4 else None,
+        weeks=2,
+        verdict=verdict,
+        sentence="",
+    )
+    return dataclasses.replace(area_progress, sentence=sentence(area_progress))
+
+
+def _progress() -> Progress:
+    """What the weeks before 2026-W49 showed: push improved, balance did not move."""
+    return Progress(
+        athlete_id="ann",
+        weeks=tuple(str(IsoWeek(2026, 43).shift(k)) for k in range(6)),
+        plan_start="2026-W47",
+        focus="push",
+        events=(PlanEvent("2026-W47", "plan starts"),),
+        areas=(
+            _area("push", [20.0, 21.0, 19.0, 20.0, 16.0, 12.0], "improving"),
+            _area("swing", [0.5, 0.4, 0.6, 0.5, 0.5, 0.6], "no_real_change"),
+            _area("posture_hip", [None] * 6, "no_data"),
+            _area("strength_balance", [4.8, 4.7, 4.9, 4.8, 4.8, 4.7], "no_real_change"),
+        ),
+    )
+
+
 def _plan(weeks: int = 3) -> tuple[Plan, Analysis]:
-    """Week ``weeks`` of a plan begun in 2026-W47; the push metric improves each week."""
+    """Week ``weeks`` of a plan begun in 2026-W47; the push metric improves each week.
+
+    The last week is built with the weekly progress, as ``build_week`` does.
+    """
     catalogue = load_catalogue(include_plugins=False)
     history: list[PlanHistoryEntry] = []
     for k in range(weeks):
         analysis = _analysis(push=20.0 - 4.0 * k)
-        plan = build_plan(analysis, TRAINING, PREFS, IsoWeek(2026, 47).shift(k), history, catalogue)
+        progress = _progress() if k == weeks - 1 else None
+        week = IsoWeek(2026, 47).shift(k)
+        plan = build_plan(analysis, TRAINING, PREFS, week, history, catalogue, progress)
         history.append(history_entry(plan, analysis))
     return plan, analysis
 
@@ -128,7 +181,7 @@ ATHLETE = Athlete(id="ann", name=f"Ann {NASTY}")
 @pytest.fixture(scope="module")
 def rendered() -> tuple[Plan, render.RenderedPlan]:
     plan, analysis = _plan()
-    return plan, render.render_all(plan, analysis, ATHLETE, PNG, now=NOW)
+    return plan, render.render_all(plan, analysis, ATHLETE, PNG, now=NOW, trend_png=PNG)
 
 
 @pytest.fixture(scope="module")
@@ -198,6 +251,35 @@ def test_the_fixture_plan_covers_the_interesting_cases(
     assert {"plyometric", "run_workout", "strength", "warmup"} <= kinds
     assert any(d.dose.extra_set_side == "left" for d in plan.drills)
     assert any(t.direction == "improving" for t in plan.trends)
+    assert plan.shift_to == "strength_balance"  # push improved beyond noise: time moves on
+    assert [n.verdict for n in plan.progress] == ["improving", "no_real_change", "no_real_change"]
+
+
+#: Internal names runners must never read: the model's features and the tracked key metrics.
+_INTERNAL_KEYS = {*MODEL_FEATURES, *KEY_METRICS.values(), "strength_balance", "posture_hip"}
+
+
+def test_runner_facing_words(rendered: tuple[Plan, render.RenderedPlan]) -> None:
+    """No internal keys; references gathered in a numbered Sources list at the end."""
+    plan, out = rendered
+    body_text = out.text.split("\nSOURCES\n")[0]
+    markdown = render.render_markdown(plan, _plan()[1], ATHLETE)
+    for name, text in (("text", out.text), ("markdown", markdown), ("html", out.html)):
+        leaked = {key for key in _INTERNAL_KEYS if key in text}
+        assert not leaked, f"{name}: {leaked}"
+    assert "gct_resid_ms" in json.dumps(plan.to_dict())  # the JSON keeps the keys
+    assert "(Weyand & Davis 2005)" not in body_text
+    assert "Weyand & Davis 2005" in out.text.split("\nSOURCES\n")[1]
+    sources = out.text.split("\nSOURCES\n")[1]
+    numbers = [int(n) for n in re.findall(r"^\[(\d+)\]", sources, flags=re.M)]
+    assert numbers == list(range(1, len(numbers) + 1))
+    assert numbers
+    for n in numbers:
+        assert f"[{n}]" in body_text  # every source is cited in the plan
+    assert "IS THE PLAN WORKING?" in out.text
+    assert "Time moves to strength balance this week" in out.text
+    assert f'src="cid:{render.trend_cid(plan)}"' in out.html
+    assert out.html.index("Is the plan working?") < out.html.index("What limits you")
 
 
 # -- HTML -------------------------------------------------------------------------------------
@@ -272,8 +354,10 @@ def test_html_is_well_formed_responsive_and_inlined(
     assert all(a.get("style") for t, a in parsed.starts if t == "div")
     assert "@media (max-width: 480px)" in out.html
     assert "<link" not in out.html
-    (img,) = [a for t, a in parsed.starts if t == "img"]
+    trend, img = [a for t, a in parsed.starts if t == "img"]
     assert img["src"] == f"cid:{out.chart_cid}"
+    assert trend["src"] == f"cid:{out.trend_cid}"
+    assert out.trend_cid != out.chart_cid
     assert out.chart_cid == render.chart_cid(plan)
     assert "@" in out.chart_cid
     assert out.chart_png == PNG
@@ -282,7 +366,8 @@ def test_html_is_well_formed_responsive_and_inlined(
         assert session.title in text
         for drill in session.drills:
             assert drill.name in text
-            assert drill.reason in text
+            # Citations become numbers ([1]); the words before the first one are as written.
+            assert drill.reason.split(" (")[0] in text
 
 
 def test_an_athlete_called_script_renders_as_text(

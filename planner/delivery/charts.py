@@ -31,7 +31,7 @@ _MISSING = "#bbbbbb"
 _REF = "#888888"
 
 
-def _png(fig: Figure) -> bytes:
+def png_bytes(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     return buf.getvalue()
@@ -54,7 +54,7 @@ def limiter_chart_png(analysis: Analysis) -> bytes:
     ax.set_xlabel("probability that this area limits you")
     ax.set_title(f"Mechanical limiters — {analysis.athlete_id}", fontsize=10)
     ax.spines[["top", "right"]].set_visible(False)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def metrics_vs_speed_png(af: AthleteFeatures) -> bytes:
@@ -103,7 +103,7 @@ def metrics_vs_speed_png(af: AthleteFeatures) -> bytes:
         ax.tick_params(labelsize=8)
     axes[0].legend(fontsize=7, loc="best")
     fig.tight_layout()
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def _showcase_run(runs: Sequence[RunFeatures]) -> RunFeatures | None:
@@ -155,7 +155,7 @@ def run_drift_png(run: RunFeatures) -> bytes:
         f"Drift over the run of {day} ({run.steady_s / 60:.0f} steady min)", fontsize=10
     )
     fig.tight_layout()
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def write_plots(

@@ -8,6 +8,8 @@ One message per athlete and week::
         multipart/related
           text/html                     the HTML plan, showing the chart as cid:<chart_cid>
           image/png                     the limiter chart, Content-ID <chart_cid>, inline
+          image/png                     the progress chart, Content-ID <trend_cid>, inline
+                                        (once the plan has weeks to show)
       text/calendar                     plan-<week>.ics
       application/vnd.ant.fit           one per watch workout
 
@@ -76,6 +78,10 @@ class RenderedMail(Protocol):
     def chart_png(self) -> bytes | None: ...
     @property
     def chart_cid(self) -> str: ...
+    @property
+    def trend_png(self) -> bytes | None: ...
+    @property
+    def trend_cid(self) -> str: ...
 
 
 def content_hash(rendered: RenderedMail) -> str:
@@ -86,6 +92,7 @@ def content_hash(rendered: RenderedMail) -> str:
         ("html", rendered.html.encode()),
         ("ics", rendered.ics),
         ("chart", rendered.chart_png or b""),
+        ("trend", rendered.trend_png or b""),
     ]
     parts += [(f"fit:{name}", data) for name, data in sorted(rendered.fit_workouts.items())]
     for label, data in parts:
@@ -125,15 +132,26 @@ def build_message(
     # Quoted-printable keeps every line 7-bit, so relays without 8BITMIME pass it unchanged.
     msg.set_content(rendered.text, subtype="plain", cte="quoted-printable")
     msg.add_alternative(rendered.html, subtype="html", cte="quoted-printable")
-    if rendered.chart_png:
-        html_part = next(p for p in msg.iter_parts() if p.get_content_type() == "text/html")
+    images = (
+        (rendered.chart_png, rendered.chart_cid, "limiter-chart.png"),
+        (rendered.trend_png, rendered.trend_cid, "progress-chart.png"),
+    )
+    for png, cid, filename in images:
+        if not png:
+            continue
+        # The first image turns the HTML part into multipart/related; later ones join it.
+        html_part = next(
+            p
+            for p in msg.iter_parts()
+            if p.get_content_type() in ("multipart/related", "text/html")
+        )
         html_part.add_related(
-            rendered.chart_png,
+            png,
             maintype="image",
             subtype="png",
-            cid=f"<{rendered.chart_cid}>",
+            cid=f"<{cid}>",
             disposition="inline",
-            filename="limiter-chart.png",
+            filename=filename,
         )
     # Base64 keeps the calendar's CRLF lines and 75-octet folding byte for byte.
     msg.add_attachment(

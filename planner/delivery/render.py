@@ -25,8 +25,10 @@ import jinja2
 from icalendar import Calendar, Event
 
 from planner.delivery.workouts import plan_workouts
-from planner.plan import DAY_LABELS, MetricTrend, Plan, PlanSession
+from planner.plan import DAY_LABELS, MetricTrend, Plan, PlannedDrill, PlanSession
+from planner.progress import VERDICT_WORDS, VIEWS, metric_words, show
 from planner.records import AREA_LABELS, GENERAL, Analysis, Athlete
+from planner.sources import PRACTITIONER, PRACTITIONER_TEXT, Citations
 
 TEMPLATE_PACKAGE: Final = "templates"
 PRODID: Final = "-//stridewise//weekly plan//EN"
@@ -106,7 +108,13 @@ _TREND_SHOWN: Final = 5
 
 def _trend_points(trend: MetricTrend, arrow: str = " → ") -> str:
     """``18 (2026-W45) → 15 (2026-W46) → 12 (2026-W47)``, shortened for long plans."""
-    shown = [f"{_num(p.value)} ({p.week})" for p in trend.points]
+    known = trend.area in VIEWS and VIEWS[trend.area].metric == trend.metric
+
+    def value(v: float) -> str:
+        # In the units a runner reads (balance in %, oscillation in cm), as the label says.
+        return show(trend.area, v) if known else _num(v)
+
+    shown = [f"{value(p.value)} ({p.week})" for p in trend.points]
     if len(shown) > _TREND_SHOWN:
         shown = [shown[0], "…", *shown[-(_TREND_SHOWN - 2) :]]
     return arrow.join(shown)
@@ -134,6 +142,8 @@ def environment() -> jinja2.Environment:
         direction=lambda d: _DIRECTIONS.get(d, d),
         daymonth=lambda d: f"{d.day} {d:%b}",
         trendpoints=_trend_points,
+        metric=metric_words,
+        verdict=lambda v: VERDICT_WORDS.get(v, v),
     )
     return env
 
@@ -170,9 +180,25 @@ def _training_line(training: dict[str, Any]) -> str:
 
 
 def _context(
-    plan: Plan, analysis: Analysis, athlete: Athlete, chart_src: str | None
+    plan: Plan,
+    analysis: Analysis,
+    athlete: Athlete,
+    chart_src: str | None,
+    trend_src: str | None = None,
 ) -> dict[str, Any]:
+    cite = Citations()
+
+    def drill_source(drill: PlannedDrill) -> str:
+        if not drill.source:
+            return ""
+        words = PRACTITIONER_TEXT if drill.source == PRACTITIONER else drill.source
+        return f" [{cite.number(words)}]"
+
     return {
+        "cite": cite,
+        "drill_source": drill_source,
+        "trend_src": trend_src,
+        "shift_to": plan.shift_to,
         "plan": plan,
         "athlete_name": athlete.name or athlete.id,
         "week_label": _week_label(plan),
@@ -186,20 +212,27 @@ def _context(
     }
 
 
-def _image_src(
-    chart_png: bytes | None, plan: Plan, mode: ImageMode, file_name: str | None
-) -> str | None:
-    if chart_png is None:
+def _image_src(png: bytes | None, mode: ImageMode, file_name: str, cid: str) -> str | None:
+    if png is None:
         return None
     if mode == "data":
-        return "data:image/png;base64," + base64.b64encode(chart_png).decode("ascii")
+        return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
     if mode == "file":
-        return file_name or chart_file_name(plan)
-    return "cid:" + chart_cid(plan)
+        return file_name
+    return "cid:" + cid
 
 
 def chart_file_name(plan: Plan) -> str:
     return f"limiter-chart-{plan.week}.png"
+
+
+def trend_cid(plan: Plan) -> str:
+    """The Content-ID of the progress chart (without angle brackets)."""
+    return chart_cid(plan).replace("limiter-chart.", "progress-chart.", 1)
+
+
+def trend_file_name(plan: Plan) -> str:
+    return f"progress-chart-{plan.week}.png"
 
 
 def render_html(
@@ -210,19 +243,22 @@ def render_html(
     *,
     image: ImageMode = "cid",
     image_file: str | None = None,
+    trend_png: bytes | None = None,
 ) -> str:
     """The HTML e-mail body, CSS inlined.
 
     ``image`` picks how the limiter chart is referenced: ``cid`` (an inline MIME part, see
     :func:`chart_cid`), ``data`` (a self-contained data: URI) or ``file`` (``image_file``, by
-    default :func:`chart_file_name`, beside the HTML file).
+    default :func:`chart_file_name`, beside the HTML file). The progress chart ``trend_png``
+    follows the same mode (:func:`trend_cid`, :func:`trend_file_name`).
     """
     css = template_files().joinpath("plan.css").read_text(encoding="utf-8")
-    src = _image_src(chart_png, plan, image, image_file)
+    src = _image_src(chart_png, image, image_file or chart_file_name(plan), chart_cid(plan))
+    trend = _image_src(trend_png, image, trend_file_name(plan), trend_cid(plan))
     html = (
         environment()
         .get_template("plan.html.j2")
-        .render(css=css, **_context(plan, analysis, athlete, src))
+        .render(css=css, **_context(plan, analysis, athlete, src, trend))
     )
     inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
     inlined: str = inliner.inline(html)
@@ -327,6 +363,8 @@ class RenderedPlan:
     fit_workouts: dict[str, bytes] = field(default_factory=dict)  # file name -> bytes
     chart_png: bytes | None = None
     chart_cid: str = ""
+    trend_png: bytes | None = None  # the progress chart, cid:<trend_cid> in the HTML
+    trend_cid: str = ""
 
 
 def render_all(
@@ -336,6 +374,7 @@ def render_all(
     chart_png: bytes | None,
     *,
     now: datetime | None = None,
+    trend_png: bytes | None = None,
 ) -> RenderedPlan:
     """Render a plan every way the e-mail uses (HTML, text, calendar, FIT workouts).
 
@@ -344,12 +383,14 @@ def render_all(
     """
     now = now or plan.revision_time
     return RenderedPlan(
-        html=render_html(plan, analysis, athlete, chart_png, image="cid"),
+        html=render_html(plan, analysis, athlete, chart_png, image="cid", trend_png=trend_png),
         text=render_text(plan, analysis, athlete),
         ics=render_ics(plan, athlete, now=now),
         fit_workouts=plan_workouts(plan, now=now),
         chart_png=chart_png,
         chart_cid=chart_cid(plan),
+        trend_png=trend_png,
+        trend_cid=trend_cid(plan),
     )
 
 

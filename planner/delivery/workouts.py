@@ -18,9 +18,9 @@ from garmin_fit_sdk import Encoder, Profile
 
 from planner.plan import Plan, PlannedDrill, PlanSession
 
-_MESG: Final = Profile["mesg_num"]
+MESG: Final = Profile["mesg_num"]
 #: Garmin's "development" manufacturer id is for files made by tools like this one.
-_MANUFACTURER: Final = "development"
+MANUFACTURER: Final = "development"
 _NAME_CHARS: Final = 40
 _NOTE_CHARS: Final = 60
 
@@ -164,9 +164,9 @@ def encode_session(plan: Plan, session: PlanSession, *, now: datetime | None = N
     encoder = Encoder()
     encoder.write_mesg(
         {
-            "mesg_num": _MESG["FILE_ID"],
+            "mesg_num": MESG["FILE_ID"],
             "type": "workout",
-            "manufacturer": _MANUFACTURER,
+            "manufacturer": MANUFACTURER,
             "product": 0,
             "serial_number": _serial(plan, session),
             "time_created": now or plan.revision_time,
@@ -174,7 +174,7 @@ def encode_session(plan: Plan, session: PlanSession, *, now: datetime | None = N
     )
     encoder.write_mesg(
         {
-            "mesg_num": _MESG["WORKOUT"],
+            "mesg_num": MESG["WORKOUT"],
             "sport": "running" if running else "training",
             "sub_sport": "generic" if running else "strength_training",
             "num_valid_steps": len(steps),
@@ -182,7 +182,7 @@ def encode_session(plan: Plan, session: PlanSession, *, now: datetime | None = N
         }
     )
     for index, step in enumerate(steps):
-        message = {"mesg_num": _MESG["WORKOUT_STEP"], "message_index": index}
+        message = {"mesg_num": MESG["WORKOUT_STEP"], "message_index": index}
         message.update({k: v for k, v in step.items() if v is not None})
         encoder.write_mesg(message)
     data: bytes = encoder.close()

@@ -141,10 +141,12 @@ def compose(store: Store, athlete: Athlete, week: IsoWeek, *, persist: bool = Tr
     """
     from planner.delivery.charts import limiter_chart_png
     from planner.delivery.render import render_all
-    from planner.services.weekly import build_week
+    from planner.services.weekly import build_week, trend_chart
 
     plan, analysis = build_week(store, athlete.id, week, persist=persist)
-    return render_all(plan, analysis, athlete, limiter_chart_png(analysis))
+    return render_all(
+        plan, analysis, athlete, limiter_chart_png(analysis), trend_png=trend_chart(plan)
+    )
 
 
 # -- the run --------------------------------------------------------------------------------

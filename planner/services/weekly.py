@@ -94,6 +94,7 @@ def build_week(
     """
     from drills.catalogue import load_catalogue
     from planner.services.analysis import analyze_athlete
+    from planner.services.progress import progress_for_week
 
     athlete = store.get_athlete(athlete_id)
     prefs = preferences_of(athlete)
@@ -102,7 +103,10 @@ def build_week(
     runs = (s.activity for s in store.list_activities(athlete_id, running_only=True))
     training = summarize_training(runs, end_utc=monday.astimezone(UTC), tz=athlete.timezone)
     history = load_history(store, athlete_id, before=week)
-    plan = build_plan(analysis, training, prefs, week, history, catalogue or load_catalogue())
+    progress = progress_for_week(store, athlete, week, prefs.level, history, save=persist)
+    plan = build_plan(
+        analysis, training, prefs, week, history, catalogue or load_catalogue(), progress
+    )
     keep = save_plan if persist else preview_plan
     return keep(store, plan, key_metrics(analysis)), analysis
 
@@ -120,6 +124,13 @@ def _chart(analysis: Analysis) -> bytes | None:
     from planner.delivery.charts import limiter_chart_png
 
     return limiter_chart_png(analysis)
+
+
+def trend_chart(plan: Plan) -> bytes | None:
+    """The plan's small progress chart (None before there is anything to show)."""
+    from planner.delivery.progresscharts import trend_png
+
+    return trend_png(plan)
 
 
 def parse_week(text: str) -> IsoWeek:
@@ -170,11 +181,12 @@ def plan_files(
             write(name, data)
         return PlanOutput(plan, None, tuple(written))
     chart: bytes | None = None
+    trend: bytes | None = None
     payload: str | bytes
     if fmt == "html":
-        chart = _chart(analysis)
+        chart, trend = _chart(analysis), trend_chart(plan)
         mode: render.ImageMode = "data" if out_dir is None else "file"
-        payload = render.render_html(plan, analysis, athlete, chart, image=mode)
+        payload = render.render_html(plan, analysis, athlete, chart, image=mode, trend_png=trend)
     elif fmt == "text":
         payload = render.render_text(plan, analysis, athlete)
     elif fmt == "md":
@@ -191,4 +203,6 @@ def plan_files(
     write(f"plan-{plan.week}.{suffix}", payload)
     if chart is not None:
         write(render.chart_file_name(plan), chart)
+    if trend is not None:
+        write(render.trend_file_name(plan), trend)
     return PlanOutput(plan, None, tuple(written))
