@@ -863,7 +863,7 @@ def analyze(
     plots: Path | None,
 ) -> None:
     """Which mechanical areas most limit you now, how sure we are, and why."""
-    from planner.analysis import analysis_json, analyze_command
+    from planner.analysis import analysis_json, analyze_command, no_area_stands_out
     from planner.store import DEFAULT_ATHLETE
 
     if since is not None and last is not None:
@@ -882,9 +882,20 @@ def analyze(
         f"{analysis.athlete_id}: {data['runs']} run{'' if data['runs'] == 1 else 's'} analysed,"
         f" {analysis.runs_used} with steady running (model {analysis.model_version})"
     )
+    if no_area_stands_out(analysis):
+        click.echo(
+            "No area stands out: none is more likely than not to limit you, so the plan is a"
+            " balanced maintenance week."
+        )
     for est in analysis.limiters:
         prob = "cannot judge" if est.probability is None else f"{est.probability:.0%}"
+        if est.interval is not None:
+            prob += f" (90 % interval {est.interval[0]:.0%}–{est.interval[1]:.0%})"
+        if est.stands_out:
+            prob += ", stands out"
         click.echo(f"{est.rank}. {est.area:<17} {prob}")
+        if est.summary:
+            click.echo(f"   {est.summary}")
         for line in est.evidence:
             click.echo(f"   - {line}")
     if analysis.weaker_side:

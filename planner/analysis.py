@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from planner import evidence as ev
 from planner.errors import ConfigError
 from planner.features import (
     FEATURE_VERSION,
@@ -177,7 +178,7 @@ def analyse_runs(
     """Pure core of ``analyze``: run features → athlete features → model → estimates."""
     af = athlete_features(runs)
     probs = predict(bundle, af)
-    limiters, weaker = rank_limiters(af, probs)
+    limiters, weaker = rank_limiters(af, probs, bundle.meta.get("support"))
     analysis = Analysis(
         athlete_id=athlete_id,
         generated_utc=now or datetime.now(UTC),
@@ -261,6 +262,15 @@ def data_summary(
         "hr_decoupling_pct": _num(af.value("hr_decoupling_pct")),
         "limits": limits,
         "notes": notes,
+        "decision": {
+            "base_rate": ev.BASE_RATE,
+            "stand_out_probability": ev.STAND_OUT_P,
+            "evidence_floor": ev.EVIDENCE_FLOOR,
+            "extreme_z": round(ev.EXTREME_Z, 3),
+            "in_line_z": ev.IN_LINE_Z,
+            "run_cap": round(ev.run_cap(af.runs_with.get("steady", 0)), 3),
+            "support_checked": bool(bundle.meta.get("support")),
+        },
         "window": window,
         "model": {
             "version": bundle.version,
@@ -307,6 +317,12 @@ def analyze_athlete(
     return run_analysis(store, athlete_id, since=since, last=last).analysis
 
 
+def no_area_stands_out(analysis: Analysis) -> bool:
+    """True when areas were judged but none reached the stand-out probability."""
+    judged = [e for e in analysis.limiters if e.probability is not None]
+    return bool(judged) and not any(e.stands_out for e in judged)
+
+
 def analysis_json(analysis: Analysis) -> dict[str, Any]:
     """The ``analyze --json`` document."""
     return {
@@ -320,9 +336,19 @@ def analysis_json(analysis: Analysis) -> dict[str, Any]:
                 "evidence": list(est.evidence),
                 "key_metric": est.key_metric,
                 "key_value": est.key_value,
+                "interval": None if est.interval is None else list(est.interval),
+                "stands_out": est.stands_out,
+                "verdict": est.verdict,
+                "summary": est.summary,
+                "support": list(est.support),
+                "z": est.z,
+                "out_of_support": est.out_of_support,
+                "model_probability": est.model_probability,
+                "adjustments": list(est.adjustments),
             }
             for est in analysis.limiters
         ],
+        "no_area_stands_out": no_area_stands_out(analysis),
         "weaker_side": analysis.weaker_side,
         "runs_used": analysis.runs_used,
         "model_version": analysis.model_version,

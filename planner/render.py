@@ -24,7 +24,15 @@ import css_inline
 import jinja2
 from icalendar import Calendar, Event
 
-from planner.plan import AREA_LABELS, DAY_LABELS, GENERAL, MetricTrend, Plan, PlanSession
+from planner.plan import (
+    AREA_LABELS,
+    DAY_LABELS,
+    GENERAL,
+    MetricTrend,
+    Plan,
+    PlanSession,
+    metric_label,
+)
 from planner.records import Analysis, Athlete
 from planner.workouts import plan_workouts
 
@@ -126,6 +134,7 @@ def environment() -> jinja2.Environment:
     env.filters.update(
         pct=_pct,
         area=lambda a: AREA_LABELS.get(a, a),
+        metric=metric_label,
         dayname=lambda d: DAY_LABELS.get(d, d),
         wrap=_wrap,
         md=_md,
