@@ -16,9 +16,10 @@ This module makes the two agree, and says how sure we can be:
 * **Evidence floor.** When an area's key metric is extreme (beyond the population's 97.5th
   percentile in the worse direction, the same percentile its evidence sentence prints), its
   probability is at least :data:`EVIDENCE_FLOOR`.
-* **Data cap and interval.** One run never yields certainty: the probability is capped by the
-  number of runs (Laplace's rule of succession, (n + 1) / (n + 2)), and an interval on the
-  log-odds scale widens with fewer steady minutes and fewer of the area's signals measured.
+* **Data bounds and interval.** One run never yields certainty: the probability stays within
+  bounds set by the number of runs (a rule of succession with the base rate as prior,
+  :func:`run_bounds`), and an interval on the log-odds scale widens with fewer steady minutes
+  and fewer of the area's signals measured.
 * **Ranking.** Areas with an extreme key metric first, then areas with any sign pointing their
   way, then areas whose evidence is all in line; within each tier by the interval's lower end
   (evidence strength against the base rate, so a weakly measured area cannot win on a raw
@@ -287,13 +288,21 @@ def key_z_probability(area: str, values: Mapping[str, float]) -> float:
     return _logistic(RULE_STEEPNESS * (z - RULE_THRESHOLD_Z))
 
 
-def run_cap(runs: int) -> float:
-    """Highest probability ``runs`` runs can support: (n + 1) / (n + 2), Laplace's rule.
+def run_bounds(runs: int) -> tuple[float, float]:
+    """Lowest and highest probability ``runs`` runs can support.
 
-    One run: 0.67; three: 0.8; ten: 0.92. Assumption: each run is one observation that agrees.
+    A rule of succession with the base rate as prior worth one run: after n runs that all
+    agree the probability is at most (n + BASE_RATE) / (n + 1), and at least
+    BASE_RATE / (n + 1). One run: 0.1–0.6; three: 0.05–0.8; ten: 0.02–0.93. Assumption: each
+    run counts as one observation.
     """
     n = max(int(runs), 0)
-    return (n + 1.0) / (n + 2.0)
+    return BASE_RATE / (n + 1.0), (n + BASE_RATE) / (n + 1.0)
+
+
+def run_cap(runs: int) -> float:
+    """Highest probability ``runs`` runs can support (:func:`run_bounds`)."""
+    return run_bounds(runs)[1]
 
 
 def interval(p: float, steady_min: float, measured: int, total: int) -> tuple[float, float]:
@@ -427,9 +436,11 @@ def decide_area(
     floor = key_extreme(area, values)
     if floor and p < EVIDENCE_FLOOR:
         p = EVIDENCE_FLOOR
-    cap = run_cap(runs)
+    low, cap = run_bounds(runs)
     if p > cap:
         p, capped = cap, "runs"
+    elif p < low:
+        p, capped = low, "runs"
     key = SIGNALS[area][0]
     kz = zs.get(key.feature)
     sigs = present(area, values)
