@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from planner import evidence as ev
 from planner.errors import ConfigError
 from planner.features import (
+    AREA_FEATURES,
     FEATURE_VERSION,
     MODEL_FEATURES,
     AthleteFeatures,
@@ -464,6 +465,10 @@ def train_model(
     seed = TRAIN_SEED if seed is None else seed
     simulated, _ = simulated_training_set(n_athletes, seed, workers=workers)
     coach = coach_training_set(labelled_athletes(store))
+    # Where the cohort lies, per area: analyze falls back to the rule outside it.
+    support = ev.fit_support(
+        simulated.X, MODEL_FEATURES, {a: list(f) for a, f in AREA_FEATURES.items()}
+    )
     train = simulated.concat(coach)
     pipeline, baseline = fit_models(train, random_state=seed % (2**31))
     cv = grouped_cv(simulated, coach, random_state=seed % (2**31)) if len(coach) else None
@@ -484,6 +489,7 @@ def train_model(
             ),
             "coach_weight": float(coach.weights[0]) if len(coach) else None,
             "grouped_cv": cv,
+            "support": support,
         },
     )
     return {
@@ -502,19 +508,43 @@ def evaluate_model(
     n_athletes: int | None = None,
     seed: int | None = None,
     workers: int = 2,
+    generator: str = "training",
 ) -> dict[str, Any]:
-    """Score the active model and its rule baseline on held-out simulated athletes."""
+    """Score the active model, the rules and the key-metric z on held-out simulated athletes.
+
+    ``generator`` names one of :data:`planner.simulate.GENERATORS` (the training prior or a
+    shifted one), or ``all``: then one report per generator, worst model top-1 first.
+    """
     from planner.model import EVAL_ATHLETES, EVAL_SEED, evaluate, simulated_training_set
     from planner.model_io import load_artefact
+    from planner.simulate import GENERATORS
 
+    if generator != "all" and generator not in GENERATORS:
+        raise ConfigError(
+            f"unknown generator {generator!r}; choose from {', '.join(GENERATORS)} or all"
+        )
     n_athletes = n_athletes or EVAL_ATHLETES
     seed = EVAL_SEED if seed is None else seed
     bundle = load_artefact(directory)
     if seed == bundle.meta.get("seed"):
         raise ConfigError("the evaluation seed equals the training seed: not held out")
-    test, _ = simulated_training_set(n_athletes, seed, workers=workers)
-    report = evaluate(bundle.pipeline, bundle.baseline, test)
+    if generator == "all":
+        reports = [
+            evaluate_model(
+                directory=directory, n_athletes=n_athletes, seed=seed, workers=workers, generator=g
+            )
+            for g in GENERATORS
+        ]
+        reports.sort(key=lambda r: r["model"]["top1_one_clear"] or 0.0)
+        return {"model_version": bundle.version, "seed": seed, "generators": reports}
+    test, _ = simulated_training_set(n_athletes, seed, workers=workers, generator=generator)
+    report = evaluate(bundle.pipeline, bundle.baseline, test, support=bundle.meta.get("support"))
     report["model_version"] = bundle.version
     report["seed"] = seed
-    report["held_out"] = f"{n_athletes} simulated athletes (seed {seed}, not used in training)"
+    report["generator"] = generator
+    report["generator_description"] = GENERATORS[generator].description
+    report["held_out"] = (
+        f"{n_athletes} simulated athletes (seed {seed}, generator {generator}, not used in"
+        " training)"
+    )
     return report

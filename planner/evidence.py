@@ -20,11 +20,11 @@ This module makes the two agree, and says how sure we can be:
   bounds set by the number of runs (a rule of succession with the base rate as prior,
   :func:`run_bounds`), and an interval on the log-odds scale widens with fewer steady minutes
   and fewer of the area's signals measured.
-* **Ranking.** Areas with an extreme key metric first, then areas with any sign pointing their
-  way, then areas whose evidence is all in line; within each tier by the interval's lower end
-  (evidence strength against the base rate, so a weakly measured area cannot win on a raw
-  probability). An area *stands out* when its probability reaches :data:`STAND_OUT_P`; when
-  none does, ``analyze`` says no area stands out and the plan is a balanced maintenance week.
+* **Ranking.** Areas with an extreme key metric first, then the rest by the interval's lower
+  end (evidence strength against the base rate, so a weakly measured area cannot win on a raw
+  probability; an area whose evidence is all in line is capped at the base rate). An area
+  *stands out* when its probability reaches :data:`STAND_OUT_P`; when none does, ``analyze``
+  says no area stands out and the plan is a balanced maintenance week.
 
 Every threshold below cites its source or says "assumption" (docs/model.md repeats them).
 """
@@ -135,7 +135,7 @@ SIGNALS: dict[str, tuple[Signal, ...]] = {
             -1,
             3.0,
             "assumption: the 3 spm per m/s the evidence calls a notable slope difference",
-            "how much your cadence rises with speed",
+            "rise of your cadence with speed",
         ),
     ),
     "posture_hip": (
@@ -195,7 +195,7 @@ SIGNALS: dict[str, tuple[Signal, ...]] = {
             1,
             0.3,
             "assumption: the 0.3 points per m/s the evidence calls a change with speed",
-            "how much your imbalance grows with speed",
+            "growth of your imbalance with speed",
         ),
     ),
 }
@@ -447,7 +447,9 @@ def decide_area(
     lo, hi = interval(p, steady_min, len(sigs), len(SIGNALS[area]))
     # Only a signal measured against a norm can be cited as pointing at a limiter.
     supporting = tuple(s.feature for s in sigs if zs.get(s.feature, -math.inf) > IN_LINE_Z)
-    tier = 0 if floor else 2 if in_line else 1
+    # Extreme key evidence ranks first; the rest by the interval's lower end (in-line areas
+    # are capped at the base rate, so they rank below any area the evidence points at).
+    tier = 0 if floor else 1
     return AreaDecision(
         area=area,
         probability=p,

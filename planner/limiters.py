@@ -289,7 +289,7 @@ def summary(decision: AreaDecision) -> str:
         return f"Your {key.label} is {word}: {_WORSE[area]} than for about {share} % of runners."
     others = [s.label for s in ev.SIGNALS[area] if s.feature in decision.supporting]
     if others:
-        return f"{lead}; the {others[0]} points this way."
+        return f"{lead}, but the {others[0]} points this way."
     return f"{lead}; the estimate rests on signals without a verified norm."
 
 
