@@ -114,7 +114,10 @@ def test_a_large_step_does_raise_the_probability() -> None:
     item = base_run(0)
     worse = item.stream.copy()
     worse[Col.GCT_MS.value] += 80.0
-    assert probability(item, worse, "push") > probability(item, item.stream, "push") + 0.2
+    # One run never yields certainty (planner.evidence.run_bounds caps it at 0.6), so the rise
+    # is bounded; an extreme contact time must still stand out.
+    assert probability(item, worse, "push") > probability(item, item.stream, "push") + 0.1
+    assert probability(item, worse, "push") >= 0.5
 
 
 # -- speed invariance --------------------------------------------------------------------------
