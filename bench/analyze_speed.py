@@ -53,7 +53,7 @@ def fill(n_runs: int) -> None:
     import numpy as np
 
     from planner.simulate import RUN_KINDS, make_runner, simulate_run
-    from planner.store import Store
+    from planner.store.database import Store
 
     rng = np.random.default_rng(2024)
     runner = make_runner(rng, ATHLETE, sensors="full", stryd=False, body_known=True)
@@ -73,8 +73,8 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as home:
         os.environ["STRIDEWISE_HOME"] = home
-        from planner.analysis import run_analysis
-        from planner.store import Store
+        from planner.services.analysis import run_analysis
+        from planner.store.database import Store
 
         t0 = time.perf_counter()
         fill(args.runs)
@@ -94,7 +94,7 @@ def main() -> int:
         # imported and the skops artefact loaded (hash check and trusted-type load included).
         skops_path = (
             "import sklearn, skops.io, cli\n"
-            "from planner.model_io import load_artefact\n"
+            "from planner.store.model_io import load_artefact\n"
             "load_artefact()\n"
             f"cli.main({argv!r})\n"
         )

@@ -23,8 +23,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from planner.analysis import evaluate_model
-from planner.model_io import SHIPPED_DIR
+from planner.services.analysis import evaluate_model
+from planner.store.model_io import SHIPPED_DIR
 
 SCORERS = (("model", "model"), ("baseline", "rules"), ("key_z", "key z"))
 

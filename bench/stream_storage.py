@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from connectors.fit import decode_fit
-from planner import streamcodec
+from planner.store import streamcodec
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / "tests" / "fixtures" / "fit" / "Fenix3-Run-1321421020.fit"

@@ -50,7 +50,6 @@ from garminconnect import (
 )
 from garminconnect.client import token_file_path
 
-from planner.config import data_dir
 from planner.errors import (
     ArchiveError,
     AuthError,
@@ -59,6 +58,7 @@ from planner.errors import (
     ServiceError,
     StridewiseError,
 )
+from planner.store.config import data_dir
 
 API_ENV = "STRIDEWISE_GARMIN_API"
 SSO_ENV = "STRIDEWISE_GARMIN_SSO"
@@ -79,6 +79,11 @@ BACKOFF_MAX_S = 30.0
 #: Garmin sends no Retry-After with its 429s. Login blocks are reported to lift within about
 #: an hour (garminconnect issue tracker; unverified), so we ask the user to wait that long.
 RATE_LIMIT_WAIT_S = 3600.0
+
+#: Looking for a workout whose upload answer was lost: newest first, this many pages of this
+#: size. Our choice: it was created moments before, so the first page is where it is.
+WORKOUT_PAGE = 100
+WORKOUT_SEARCH_PAGES = 3
 
 #: Largest FIT file we inflate from an original download. Our own cap against zip bombs: a
 #: 24-hour ultra with every sensor stays well under 20 MB.
@@ -504,15 +509,20 @@ class GarminConnect:
         self._retries = max(0, retries)
         self._backoff_s = backoff_s
 
-    def _call(self, what: str, fn: Callable[[], T]) -> T:
-        """Run one request: retry transient failures with backoff, translate the rest."""
+    def _call(self, what: str, fn: Callable[[], T], *, retry: bool = True) -> T:
+        """Run one request: retry transient failures with backoff, translate the rest.
+
+        ``retry=False`` is for requests that are not idempotent (creating a workout or a
+        calendar entry): after a dropped connection Garmin may have done it already, so the
+        caller records the attempt and checks before trying again.
+        """
         attempt = 0
         while True:
             attempt += 1
             try:
                 return fn()
             except _GARMIN_ERRORS as exc:
-                if _is_transient(exc) and attempt <= self._retries:
+                if retry and _is_transient(exc) and attempt <= self._retries:
                     self._sleep(min(BACKOFF_MAX_S, self._backoff_s * 2 ** (attempt - 1)))
                     continue
                 raise _translate(exc, what, attempt) from None
@@ -560,6 +570,126 @@ class GarminConnect:
         if not isinstance(data, bytes):
             raise ServiceError(f"Garmin Connect sent no file for activity {activity_id}")
         return data
+
+    # -- workouts and the training calendar (planner/services/garmin_push.py) ------------------
+
+    def _missing_ok(self, what: str, fn: Callable[[], object]) -> bool:
+        """Run an idempotent change; False when Garmin says the item is gone (HTTP 404)."""
+
+        def call() -> bool:
+            try:
+                fn()
+            except GarminConnectNotFoundError:
+                return False
+            return True
+
+        return self._call(what, call)
+
+    def create_workout(self, body: dict[str, Any]) -> int:
+        """Upload a workout to the library (not retried: see :meth:`_call`); its Garmin id."""
+        name = body.get("workoutName", "")
+        answer = self._call(
+            f"uploading workout {name!r}", lambda: self._api.upload_workout(body), retry=False
+        )
+        workout_id = answer.get("workoutId") if isinstance(answer, dict) else None
+        if isinstance(workout_id, bool) or not isinstance(workout_id, int):
+            raise ServiceError(f"Garmin Connect sent no workout id for {name!r}")
+        return workout_id
+
+    def update_workout(self, workout_id: int, body: dict[str, Any]) -> bool:
+        """Replace a workout in place (its calendar entries stay); False when it is gone."""
+        return self._missing_ok(
+            f"updating workout {workout_id}", lambda: self._api.update_workout(workout_id, body)
+        )
+
+    def delete_workout(self, workout_id: int) -> bool:
+        """Delete a workout from the library; False when it was already gone."""
+        return self._missing_ok(
+            f"deleting workout {workout_id}", lambda: self._api.delete_workout(workout_id)
+        )
+
+    def schedule_workout(self, workout_id: int, day: date) -> int:
+        """Put a workout on the calendar (not retried); the calendar entry's id."""
+        answer = self._call(
+            f"scheduling workout {workout_id} on {day}",
+            lambda: self._api.schedule_workout(workout_id, day.isoformat()),
+            retry=False,
+        )
+        schedule_id = _schedule_id(answer)
+        if schedule_id is None:
+            raise ServiceError(f"Garmin Connect sent no calendar entry id for workout {workout_id}")
+        return schedule_id
+
+    def unschedule_workout(self, schedule_id: int) -> bool:
+        """Remove a calendar entry (the workout stays); False when it was already gone."""
+        return self._missing_ok(
+            f"removing calendar entry {schedule_id}",
+            lambda: self._api.unschedule_workout(schedule_id),
+        )
+
+    def find_workout(
+        self, name: str, marker: str, *, pages: int = WORKOUT_SEARCH_PAGES
+    ) -> int | None:
+        """The id of a library workout with this name whose description holds ``marker``.
+
+        Used after an upload whose answer was lost: the newest workouts are searched first.
+        """
+        for page in range(pages):
+
+            def listing(start: int = page * WORKOUT_PAGE) -> Any:
+                return self._api.get_workouts(
+                    start, WORKOUT_PAGE, order_by="CREATED_DATE", order_seq="DESC"
+                )
+
+            rows = self._call("listing workouts", listing)
+            entries = rows if isinstance(rows, list) else []
+            for entry in entries:
+                if not isinstance(entry, dict) or entry.get("workoutName") != name:
+                    continue
+                description = entry.get("description")
+                workout_id = entry.get("workoutId")
+                if (
+                    isinstance(description, str)
+                    and marker in description.splitlines()
+                    and isinstance(workout_id, int)
+                    and not isinstance(workout_id, bool)
+                ):
+                    return workout_id
+            if len(entries) < WORKOUT_PAGE:
+                break
+        return None
+
+    def find_schedule(self, workout_id: int, day: date) -> int | None:
+        """The calendar entry of ``workout_id`` on ``day``, if there is one."""
+        month = self._call(
+            f"reading the calendar of {day:%Y-%m}",
+            lambda: self._api.get_scheduled_workouts(day.year, day.month),
+        )
+        items = month.get("calendarItems") if isinstance(month, dict) else None
+        for item in items if isinstance(items, list) else []:
+            if (
+                isinstance(item, dict)
+                and item.get("itemType") == "workout"
+                and item.get("workoutId") == workout_id
+                and item.get("date") == day.isoformat()
+            ):
+                return _schedule_id(item)
+        return None
+
+
+def _schedule_id(answer: object) -> int | None:
+    """A calendar entry's id: ``workoutScheduleId`` in the schedule answer, else the item id.
+
+    Which key a calendar-month item carries it under is not documented; these are the names
+    seen in public clients (unverified against Garmin, see docs/garmin.md).
+    """
+    if not isinstance(answer, dict):
+        return None
+    for key in ("workoutScheduleId", "scheduledWorkoutId", "id"):
+        value = answer.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
 
 
 # -- login and logout ---------------------------------------------------------------------------

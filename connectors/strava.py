@@ -48,7 +48,6 @@ from stravalib.protocol import Scope
 from stravalib.util.limiter import RateLimiter
 
 from connectors.tokens import Tokens, TokenStore, open_token_store
-from planner.config import load_config
 from planner.errors import (
     AuthError,
     ConfigError,
@@ -57,7 +56,7 @@ from planner.errors import (
     ServiceError,
     StridewiseError,
 )
-from planner.records import Activity, ImportedActivity, Source
+from planner.records import DEFAULT_ATHLETE, Activity, ImportedActivity, Source
 from planner.schema import (
     INDEX_NAME,
     Col,
@@ -65,7 +64,7 @@ from planner.schema import (
     empty_stream,
     validate_stream,
 )
-from planner.store import DEFAULT_ATHLETE
+from planner.store.config import load_config
 
 API_ENV = "STRIDEWISE_STRAVA_API"
 CA_ENV = "STRIDEWISE_STRAVA_CA"

@@ -1,6 +1,6 @@
 """Where Strava OAuth tokens live: the system keyring when a usable one exists, else a file.
 
-The file is JSON, created with mode 0600 under :func:`planner.config.data_dir` (or where
+The file is JSON, created with mode 0600 under :func:`planner.store.config.data_dir` (or where
 ``STRIDEWISE_STRAVA_TOKENS`` says; naming a file there always selects the file store). Every
 write goes to a temporary file in the same folder and is moved into place with
 :func:`os.replace`, so a crash leaves either the old tokens or the new ones, never half of
@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from planner.config import data_dir
 from planner.errors import ConfigError
+from planner.store.config import data_dir
 
 TOKENS_ENV = "STRIDEWISE_STRAVA_TOKENS"
 TOKEN_FILE_NAME = "strava_tokens.json"

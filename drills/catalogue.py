@@ -9,11 +9,14 @@ line naming the file, the drill and the field.
 
 from __future__ import annotations
 
+import difflib
+import importlib.util
 import os
 import re
 import tomllib
 from collections.abc import Iterable, Iterator
 from enum import StrEnum
+from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal, Self
@@ -45,6 +48,7 @@ __all__ = [
     "DoseByLevel",
     "Drill",
     "Equipment",
+    "GarminExercise",
     "Kind",
     "Level",
     "Load",
@@ -245,6 +249,58 @@ class DoseByLevel(BaseModel):
         return dose
 
 
+@cache
+def garmin_exercise_names() -> frozenset[tuple[str, str]]:
+    """Every (category, exercise) pair in garminconnect's strength-exercise catalogue.
+
+    The table is read from ``garminconnect/exercises.py`` without importing the package:
+    ``import garminconnect.exercises`` would load garminconnect's HTTP client first (about
+    0.3 s), and every plan loads the catalogue. The module is plain data with no imports.
+    """
+    spec = importlib.util.find_spec("garminconnect")
+    if spec is None or spec.origin is None:
+        raise CatalogueError("garminconnect is not installed: cannot check Garmin exercises")
+    path = Path(spec.origin).with_name("exercises.py")
+    loaded = importlib.util.spec_from_file_location("_stridewise_garmin_exercises", path)
+    if loaded is None or loaded.loader is None:
+        raise CatalogueError(f"{path}: cannot read garminconnect's exercise catalogue")
+    module = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(module)
+    return frozenset((e["category"], e["exercise"]) for e in module.EXERCISES)
+
+
+class GarminExercise(BaseModel):
+    """The Garmin Connect strength exercise a drill is, so the watch names and animates it.
+
+    ``category`` and ``exercise`` are garminconnect's enum values (``garminconnect.exercises``),
+    e.g. ``CALF_RAISE`` / ``SINGLE_LEG_STANDING_CALF_RAISE``; the pair must be in that catalogue.
+    Without ``exercise`` the watch shows the category's name (garminconnect's empty exercise
+    name): for a drill that is plainly, say, a lunge but not one of Garmin's lunges.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    category: Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Z0-9_]+$")]
+    exercise: Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Z0-9_]+$")] | None = None
+
+    @model_validator(mode="after")
+    def _known_to_garmin(self) -> Self:
+        known = garmin_exercise_names()
+        categories = {category for category, _ in known}
+        if self.category not in categories:
+            close = difflib.get_close_matches(self.category, sorted(categories), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise _FieldError("category", f"{self.category} is not a Garmin category{hint}")
+        if self.exercise is None or (self.category, self.exercise) in known:
+            return self
+        names = sorted(name for category, name in known if category == self.category)
+        close = difflib.get_close_matches(self.exercise, names, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise _FieldError(
+            "exercise", f"{self.exercise} is not a Garmin {self.category} exercise{hint}"
+        )
+
+
 class Drill(BaseModel):
     """One drill, exercise or run workout, as written in a catalogue file."""
 
@@ -266,6 +322,8 @@ class Drill(BaseModel):
     contraindications: tuple[Contraindication, ...]
     source: Annotated[str, _text(200, min_length=1)]
     why: Sentence
+    # Optional: drills with no real Garmin equivalent go to the watch as named custom steps.
+    garmin: GarminExercise | None = None
 
     _unique_lists = field_validator(
         "primary_areas", "secondary_areas", "equipment", "cues", "faults", "contraindications"

@@ -100,7 +100,7 @@ class CompiledLimiter:
 
     def __post_init__(self) -> None:
         _validate(self)
-        # A loaded model is shared by every analysis in the process (planner.model_io caches
+        # A loaded model is shared by every analysis in the process (planner.store.model_io caches
         # it): read-only arrays make an accidental in-place change fail loudly.
         for f in fields(self):
             value = getattr(self, f.name)

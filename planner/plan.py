@@ -160,7 +160,9 @@ class PlannedDrill:
 
     ``target`` is the area the block was planned for (an area, or ``general``); ``areas`` are
     the drill's own primary then secondary areas from the catalogue. ``evidence`` holds the
-    analysis sentences the reason rests on.
+    analysis sentences the reason rests on. ``garmin_exercise`` is the catalogue's Garmin
+    (category, exercise) pair (exercise ``""``: the category alone), or None for a drill with
+    no Garmin equivalent.
     """
 
     id: str
@@ -177,6 +179,7 @@ class PlannedDrill:
     evidence: tuple[str, ...] = ()
     cues: tuple[str, ...] = ()
     source: str = ""
+    garmin_exercise: tuple[str, str] | None = None
 
     @property
     def hard(self) -> bool:
@@ -288,7 +291,7 @@ class Plan:
     training: dict[str, Any]
     weaker_side: str | None = None
     revision: int = 1
-    # When this revision was stored (set by planner.planstore; None for an unsaved plan).
+    # When this revision was stored (set by planner.store.planstore; None for an unsaved plan).
     # Calendar DTSTAMP and FIT time_created use it, so re-rendering a revision is byte-stable.
     revised_utc: dt.datetime | None = None
     format_version: int = PLAN_FORMAT_VERSION
@@ -354,7 +357,7 @@ class KeyMetric:
 
 @dataclass(frozen=True, slots=True)
 class PlanHistoryEntry:
-    """A stored plan and the analysis numbers it was built from (see :mod:`planner.planstore`)."""
+    """A stored plan and the analysis numbers it was built from (:mod:`planner.store.planstore`)."""
 
     plan: Plan
     key_metrics: dict[str, KeyMetric]

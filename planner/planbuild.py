@@ -117,8 +117,8 @@ _KIND_PRIORITY: Final = {
 }
 
 #: Which way is good for the key metrics the analysis reports, matched on name fragments (first
-#: match wins). A convention shared with planner.analysis; an unknown metric falls back to the
-#: area's probability trend.
+#: match wins). A convention shared with planner.services.analysis; an unknown metric falls back
+#: to the area's probability trend.
 _METRIC_BETTER: Final = (
     ("balance_dev", "toward_0"),
     ("asym", "toward_0"),
@@ -645,6 +645,9 @@ def _planned(
         evidence=evidence,
         cues=drill.cues,
         source=drill.source,
+        garmin_exercise=(
+            None if drill.garmin is None else (drill.garmin.category, drill.garmin.exercise or "")
+        ),
     )
 
 

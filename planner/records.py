@@ -11,6 +11,10 @@ if TYPE_CHECKING:  # imports never load pandas: frames are built only where they
     import pandas as pd
 
 
+#: The athlete id used when none is given (a runner using stridewise for themselves).
+DEFAULT_ATHLETE = "me"
+
+
 class Source(StrEnum):
     """Where an activity came from. Strava-sourced data is never used to train a model."""
 

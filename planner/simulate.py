@@ -29,9 +29,9 @@ import numpy.typing as npt
 import pandas as pd
 from scipy.signal import lfilter
 
-from connectors.fit import derive_grade_pct
 from planner import reference as ref
 from planner.features import RunFeatures, run_features
+from planner.grade import derive_grade_pct
 from planner.records import AREAS, Activity, ImportedActivity, Lap, Source
 from planner.schema import INDEX_NAME, Col, present_dynamics, validate_stream
 

@@ -1,7 +1,7 @@
 """An athlete's recent running, summarised for the plan builder.
 
-:func:`summarize_training` is pure (activities in, :class:`TrainingSummary` out);
-:func:`training_summary` reads the activities from the store.
+:func:`summarize_training` is pure (activities in, :class:`TrainingSummary` out); the weekly
+service reads the activities from the store and hands them in.
 """
 
 from __future__ import annotations
@@ -11,15 +11,12 @@ import statistics
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from datetime import datetime, timedelta
+from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from planner.errors import ConfigError
 from planner.records import WEEKDAYS, Activity
-
-if TYPE_CHECKING:
-    from planner.store import Store
 
 #: Weeks of running the summary looks at. Own assumption: long enough to see a weekly pattern,
 #: short enough to be "recent".
@@ -224,17 +221,3 @@ def summarize_training(
         latest_run_utc=latest,
         notes=tuple(notes),
     )
-
-
-def training_summary(
-    store: Store,
-    athlete_id: str,
-    *,
-    end_utc: datetime | None = None,
-    weeks: int = DEFAULT_WEEKS,
-    tz: str = "UTC",
-) -> TrainingSummary:
-    """Summarise the athlete's stored runs (see :func:`summarize_training`)."""
-    end = end_utc or datetime.now(UTC)
-    stored = store.list_activities(athlete_id, running_only=True)
-    return summarize_training((s.activity for s in stored), end_utc=end, weeks=weeks, tz=tz)

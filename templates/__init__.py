@@ -1,1 +1,1 @@
-"""Jinja2 templates for the weekly plan (package data; found through planner.render)."""
+"""Jinja2 templates for the weekly plan (package data; found through planner.delivery.render)."""

@@ -2,9 +2,14 @@
 
 The unmodified garminconnect client talks real HTTP to it (``STRIDEWISE_GARMIN_API`` and
 ``STRIDEWISE_GARMIN_SSO`` point there). It serves the Connect API paths the connector uses,
-the DI token endpoint, and the mobile SSO login with MFA. Faults (an HTTP status, or a
-dropped connection) are queued per path prefix; every request is logged so tests can count
-them.
+the DI token endpoint, and the mobile SSO login with MFA. Faults (an HTTP status, a dropped
+connection, or ``drop_after``: do the request, then drop the connection before answering)
+are queued per path prefix; every request is logged so tests can count them.
+
+It also keeps a workout library and a training calendar (upload, update, delete, schedule,
+unschedule, list, calendar month), and checks every workout body against garminconnect's
+own pydantic models (``garminconnect.workout``) and exercise catalogue: a body they would not
+produce, or an exercise Garmin does not have, is answered 400 and kept in ``invalid``.
 """
 
 from __future__ import annotations
@@ -39,6 +44,22 @@ _PROFILES = {
     PROFILE_PATH: "userprofile_socialProfile.json",
     SETTINGS_PATH: "userprofile_user-settings.json",
 }
+
+
+def point_at(server: GarminServer, monkeypatch: Any) -> None:
+    """Send every Garmin API and login request to ``server``; no other token store applies."""
+    for name, value in (
+        ("STRIDEWISE_GARMIN_API", server.url),
+        ("STRIDEWISE_GARMIN_SSO", server.url),
+    ):
+        monkeypatch.setenv(name, value)
+    for name in (
+        "STRIDEWISE_GARMIN_TOKENS",
+        "STRIDEWISE_GARMIN_EMAIL",
+        "STRIDEWISE_GARMIN_PASSWORD",
+        "GARMINTOKENS",
+    ):
+        monkeypatch.delenv(name, raising=False)
 
 
 def fixture_json(name: str) -> Any:
@@ -104,12 +125,17 @@ def list_entry(
 
 @dataclass
 class Fault:
-    """Answer the next ``times`` requests under ``prefix`` with ``action`` (status or "drop")."""
+    """Answer the next ``times`` requests under ``prefix`` with ``action``.
+
+    ``action`` is an HTTP status, ``"drop"`` (close without doing anything) or
+    ``"drop_after"`` (do the request, then close without answering: the answer is lost).
+    """
 
     prefix: str
     action: int | str
     times: int
     method: str | None = None
+    after: int = 0  # let this many matching requests through first
 
 
 @dataclass(frozen=True)
@@ -118,6 +144,74 @@ class Request:
     path: str
     query: dict[str, str]
     headers: dict[str, str]
+    body: bytes = b""
+
+
+WORKOUT_PATH = "/workout-service/workout"
+WORKOUTS_PATH = "/workout-service/workouts"
+SCHEDULE_PATH = "/workout-service/schedule/"
+CALENDAR_PATH = "/calendar-service/year/"
+
+
+def check_workout(body: Any) -> str | None:
+    """Why garminconnect's models would not produce this workout body; None when they would."""
+    from garminconnect.exercises import EXERCISES
+    from garminconnect.workout import (
+        BaseWorkout,
+        RunningWorkout,
+        SportType,
+        StrengthWorkout,
+    )
+    from pydantic import ValidationError
+
+    if not isinstance(body, dict):
+        return "the body is not a JSON object"
+    try:
+        base = BaseWorkout.model_validate(body)
+        models: dict[int, type[BaseWorkout]] = {
+            SportType.STRENGTH_TRAINING: StrengthWorkout,
+            SportType.RUNNING: RunningWorkout,
+        }
+        model = models.get(base.sportType.get("sportTypeId", 0))
+        if model is None:
+            return f"unexpected sport type {base.sportType}"
+        workout = model.model_validate(body)
+    except ValidationError as exc:
+        return f"garminconnect.workout rejects it: {exc.errors()[0]}"
+    if workout.to_dict() != body:
+        return "the body is not what garminconnect's model serialises (extra or missing keys)"
+    known = {(e["category"], e["exercise"]) for e in EXERCISES}
+    # An empty exercise name shows the category alone (garminconnect.workout's helpers).
+    known |= {(e["category"], "") for e in EXERCISES}
+    orders: list[int] = []
+
+    def walk(steps: list[Any]) -> str | None:
+        for step in steps:
+            orders.append(step.stepOrder)
+            extra = step.model_extra or {}
+            if step.type == "RepeatGroupDTO":
+                if step.numberOfIterations < 1 or not step.workoutSteps:
+                    return f"step {step.stepOrder}: an empty repeat"
+                problem = walk(step.workoutSteps)
+                if problem:
+                    return problem
+            elif step.type != "ExecutableStepDTO":
+                return f"step {step.stepOrder}: unknown type {step.type}"
+            elif (
+                "category" in extra and (extra["category"], extra.get("exerciseName")) not in known
+            ):
+                return f"step {step.stepOrder}: no such Garmin exercise {extra}"
+        return None
+
+    for segment in workout.workoutSegments:
+        if segment.sportType != workout.sportType:
+            return "a segment's sport type differs from the workout's"
+        problem = walk(segment.workoutSteps)
+        if problem:
+            return problem
+    if len(orders) != len(set(orders)):
+        return f"stepOrder repeats: {sorted(orders)}"
+    return None
 
 
 @dataclass
@@ -139,6 +233,10 @@ class GarminServer:
     sso_status: int | None = None  # answer every SSO request with this status (e.g. 429)
     faults: list[Fault] = field(default_factory=list)
     requests: list[Request] = field(default_factory=list)
+    workouts: dict[int, dict[str, Any]] = field(default_factory=dict)  # the workout library
+    schedules: dict[int, dict[str, Any]] = field(default_factory=dict)  # calendar entries
+    invalid: list[str] = field(default_factory=list)  # bodies garminconnect's models reject
+    last_id: int = 900_000
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -167,10 +265,15 @@ class GarminServer:
     # -- set-up and inspection ----------------------------------------------------------------
 
     def fail(
-        self, prefix: str, action: int | str, times: int = 1, method: str | None = None
+        self,
+        prefix: str,
+        action: int | str,
+        times: int = 1,
+        method: str | None = None,
+        after: int = 0,
     ) -> None:
         with self._lock:
-            self.faults.append(Fault(prefix, action, times, method))
+            self.faults.append(Fault(prefix, action, times, method, after))
 
     def count(self, prefix: str, method: str | None = None) -> int:
         with self._lock:
@@ -193,6 +296,9 @@ class GarminServer:
                     and path.startswith(fault.prefix)
                     and fault.method in (None, method)
                 ):
+                    if fault.after > 0:
+                        fault.after -= 1
+                        continue
                     fault.times -= 1
                     return fault.action
         return None
@@ -200,6 +306,117 @@ class GarminServer:
     def _log(self, request: Request) -> None:
         with self._lock:
             self.requests.append(request)
+
+    # -- the workout library and the calendar ------------------------------------------------
+
+    def _new_id(self) -> int:
+        self.last_id += 1
+        return self.last_id
+
+    def add_workout(self, body: dict[str, Any]) -> int:
+        """A workout in the library as if its owner made it in Garmin Connect."""
+        with self._lock:
+            return self._store_workout(body)
+
+    def add_schedule(self, workout_id: int, day: str) -> int:
+        with self._lock:
+            schedule_id = self._new_id()
+            self.schedules[schedule_id] = {"workoutId": workout_id, "date": day}
+            return schedule_id
+
+    def _store_workout(self, body: dict[str, Any]) -> int:
+        workout_id = self._new_id()
+        self.workouts[workout_id] = {**body, "workoutId": workout_id, "ownerId": 1}
+        return workout_id
+
+    def calendar(self) -> list[tuple[str, str]]:
+        """(date, workout name) of every calendar entry, sorted."""
+        with self._lock:
+            return sorted(
+                (entry["date"], self.workouts.get(entry["workoutId"], {}).get("workoutName", "?"))
+                for entry in self.schedules.values()
+            )
+
+    def _workouts_api(
+        self, method: str, path: str, query: dict[str, str], body: bytes
+    ) -> tuple[int, Any]:
+        """The workout-service and calendar-service paths; (status, JSON or None for 204)."""
+        try:
+            data = json.loads(body) if body else None
+        except ValueError:
+            return 400, {"message": "not JSON"}
+        with self._lock:
+            if path == WORKOUT_PATH and method == "POST":
+                problem = check_workout(data)
+                if problem:
+                    self.invalid.append(problem)
+                    return 400, {"message": problem}
+                workout_id = self._store_workout(data)
+                return 200, self.workouts[workout_id]
+            if path == WORKOUTS_PATH and method == "GET":
+                rows = sorted(self.workouts.values(), key=lambda w: w["workoutId"])
+                if query.get("orderSeq") == "DESC":
+                    rows.reverse()
+                start, limit = int(query.get("start", "0")), int(query.get("limit", "100"))
+                keys = ("workoutId", "workoutName", "description", "sportType", "ownerId")
+                return 200, [{k: w.get(k) for k in keys} for w in rows[start : start + limit]]
+            if path.startswith(WORKOUT_PATH + "/"):
+                workout_id = int(path.rsplit("/", 1)[-1])
+                if workout_id not in self.workouts:
+                    return 404, {"message": "workout not found"}
+                if method == "GET":
+                    return 200, self.workouts[workout_id]
+                if method == "DELETE":
+                    del self.workouts[workout_id]
+                    return 204, None
+                if method == "PUT":
+                    if not isinstance(data, dict) or data.get("workoutId") != workout_id:
+                        self.invalid.append("PUT body without its workoutId")
+                        return 400, {"message": "workoutId mismatch"}
+                    problem = check_workout(data)
+                    if problem:
+                        self.invalid.append(problem)
+                        return 400, {"message": problem}
+                    self.workouts[workout_id] = {**data, "ownerId": 1}
+                    return 204, None
+            if path.startswith(SCHEDULE_PATH):
+                item_id = int(path.rsplit("/", 1)[-1])
+                if method == "POST":
+                    if not isinstance(data, dict) or set(data) != {"date"}:
+                        self.invalid.append(f"schedule body {data!r}")
+                        return 400, {"message": "expected {'date': 'YYYY-MM-DD'}"}
+                    if item_id not in self.workouts:
+                        return 404, {"message": "workout not found"}
+                    schedule_id = self._new_id()
+                    self.schedules[schedule_id] = {"workoutId": item_id, "date": data["date"]}
+                    workout = self.workouts[item_id]
+                    return 200, {
+                        "workoutScheduleId": schedule_id,
+                        "workout": {"workoutId": item_id, "workoutName": workout["workoutName"]},
+                        "calendarDate": data["date"],
+                    }
+                if method == "DELETE":
+                    if self.schedules.pop(item_id, None) is None:
+                        return 404, {"message": "schedule not found"}
+                    return 204, None
+            if path.startswith(CALENDAR_PATH) and method == "GET":
+                parts = path.split("/")  # /calendar-service/year/Y/month/M (0-based month)
+                prefix = f"{int(parts[3]):04d}-{int(parts[5]) + 1:02d}-"
+                items: list[dict[str, Any]] = [
+                    {
+                        "id": schedule_id,
+                        "itemType": "workout",
+                        "workoutId": entry["workoutId"],
+                        "title": self.workouts.get(entry["workoutId"], {}).get("workoutName"),
+                        "date": entry["date"],
+                    }
+                    for schedule_id, entry in sorted(self.schedules.items())
+                    if entry["date"].startswith(prefix)
+                ]
+                # An activity on the calendar too: the push must look at workouts only.
+                items.append({"id": 1, "itemType": "activity", "date": prefix + "01"})
+                return 200, {"calendarItems": items}
+        return 404, {"message": "not found"}
 
     def _page(self, query: dict[str, str]) -> list[dict[str, Any]]:
         rows = [
@@ -226,13 +443,24 @@ def _handler(server: GarminServer) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             self._serve("POST")
 
+        def do_PUT(self) -> None:
+            self._serve("PUT")
+
+        def do_DELETE(self) -> None:
+            self._serve("DELETE")
+
         def _serve(self, method: str) -> None:
             split = urlsplit(self.path)
             query = {k: v[-1] for k, v in parse_qs(split.query).items()}
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            server._log(Request(method, split.path, query, dict(self.headers.items())))
+            server._log(Request(method, split.path, query, dict(self.headers.items()), body))
             action = server._take_fault(method, split.path)
+            if action == "drop_after":
+                # The request is done, but its answer never arrives.
+                list(self._route(method, split.path, query, body))
+                self.close_connection = True
+                return
             if action == "drop":
                 # Close without a response: the client sees the connection reset mid-request.
                 self.close_connection = True
@@ -261,7 +489,11 @@ def _handler(server: GarminServer) -> type[BaseHTTPRequestHandler]:
             if self.headers.get("Authorization") != f"Bearer {server.token}":
                 yield 401, b'{"message": "Token is not active"}', "application/json"
                 return
-            if path in _PROFILES:
+            if path.startswith(("/workout-service/", "/calendar-service/")):
+                status, answer = server._workouts_api(method, path, query, body)
+                payload = b"" if answer is None else json.dumps(answer).encode()
+                yield status, payload, "application/json"
+            elif path in _PROFILES:
                 yield 200, (GARMIN_FIXTURES / _PROFILES[path]).read_bytes(), "application/json"
             elif path == LIST_PATH:
                 yield 200, json.dumps(server._page(query)).encode(), "application/json"

@@ -28,7 +28,7 @@ import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from planner.mailconfig import Security
+from planner.delivery.mailconfig import Security
 
 USER = "coach@example.org"
 PASSWORD = "s3cret-pässword"  # a test server's password, nothing real
@@ -255,7 +255,7 @@ def closed_port() -> Iterator[int]:
         sock.close()
 
 
-# -- a rendered plan built by hand, shaped like planner.render.RenderedPlan -----------------
+# -- a rendered plan built by hand, shaped like planner.delivery.render.RenderedPlan ------------
 
 
 def tiny_png(width: int = 2, height: int = 2) -> bytes:

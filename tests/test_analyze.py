@@ -20,20 +20,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from planner.analysis import (
+from planner.delivery.charts import limiter_chart_png
+from planner.features import run_features
+from planner.records import AREAS, Analysis, ImportedActivity, Source
+from planner.schema import Col
+from planner.services.analysis import (
     analyse_runs,
     analyze_athlete,
     labelled_athletes,
     run_analysis,
     set_coach_labels,
 )
-from planner.charts import limiter_chart_png
-from planner.features import run_features
-from planner.model_io import SHIPPED_DIR, CompiledBundle, load_compiled
-from planner.records import AREAS, Analysis, ImportedActivity, Source
-from planner.schema import Col
 from planner.simulate import Runner, make_runner, simulate_run
-from planner.store import Store
+from planner.store.database import Store
+from planner.store.model_io import SHIPPED_DIR, CompiledBundle, load_compiled
 from tests.conftest import FIT_DIR
 from tests.test_features import running_fixtures
 

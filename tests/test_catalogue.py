@@ -19,6 +19,7 @@ from drills.catalogue import (
     Kind,
     Level,
     Load,
+    garmin_exercise_names,
     load_catalogue,
     load_catalogue_file,
 )
@@ -153,6 +154,56 @@ def test_every_dose_fits_its_minutes(catalogue: Catalogue) -> None:
             assert (dose.sets - 1) * dose.rest_s <= dose.minutes * 60, (drill.id, level)
 
 
+def test_garmin_exercises_are_read_from_garminconnect_itself() -> None:
+    from garminconnect.exercises import EXERCISES
+
+    assert garmin_exercise_names() == {(e["category"], e["exercise"]) for e in EXERCISES}
+    assert len(garmin_exercise_names()) == 1527  # the size the issue quotes for 0.3.20
+
+
+# Drills with a real Garmin exercise (the watch shows its name and animation). Reviewed by
+# hand against garminconnect.exercises; a drill not listed is a lunge, a plyo or the like
+# without Garmin's exact movement (category only), or has no Garmin equivalent at all.
+GARMIN_EQUIVALENTS = {
+    "calf-raise-straight-knee": ("CALF_RAISE", "STANDING_CALF_RAISE"),
+    "single-leg-calf-raise": ("CALF_RAISE", "SINGLE_LEG_STANDING_CALF_RAISE"),
+    "weighted-seated-soleus-raise": ("CALF_RAISE", "WEIGHTED_SEATED_CALF_RAISE"),
+    "goblet-squat": ("SQUAT", "GOBLET_SQUAT"),
+    "heavy-half-squat": ("SQUAT", "BARBELL_BACK_SQUAT"),
+    "trap-bar-deadlift": ("DEADLIFT", "TRAP_BAR_DEADLIFT"),
+    "step-ups": ("SQUAT", "STEP_UP"),
+    "glute-bridge": ("HIP_RAISE", "HIP_RAISE"),
+    "single-leg-bridge": ("HIP_RAISE", "SINGLE_LEG_HIP_RAISE"),
+    "hip-thrust": ("HIP_RAISE", "BARBELL_HIP_THRUST_WITH_BENCH"),
+    "side-plank": ("PLANK", "SIDE_PLANK"),
+    "dead-bug": ("HIP_STABILITY", "DEAD_BUG"),
+    "clamshell": ("BANDED_EXERCISES", "CLAM_SHELLS"),
+    "banded-lateral-walk": ("BANDED_EXERCISES", "LATERAL_BAND_WALKS"),
+    "walking-lunge": ("LUNGE", "WALKING_LUNGE"),
+    "single-leg-rdl": ("DEADLIFT", "SINGLE_LEG_ROMANIAN_DEADLIFT_WITH_DUMBBELL"),
+    "slider-hamstring-curl": ("LEG_CURL", "SLIDING_LEG_CURL"),
+    "leg-swings-front-back": ("WARM_UP", "FORWARD_AND_BACKWARD_LEG_SWINGS"),
+}
+
+
+def test_drills_with_a_garmin_equivalent_name_it(catalogue: Catalogue) -> None:
+    for drill_id, (category, exercise) in GARMIN_EQUIVALENTS.items():
+        garmin = catalogue.by_id(drill_id).garmin
+        assert garmin is not None, drill_id
+        assert (garmin.category, garmin.exercise) == (category, exercise), drill_id
+    named = [d for d in catalogue if d.garmin is not None and d.garmin.exercise]
+    assert len(named) >= 30
+    # Run workouts go to the watch as running workouts, never as strength exercises.
+    assert all(d.garmin is None for d in catalogue if d.kind == Kind.RUN_WORKOUT)
+    # Every strength exercise at least names its Garmin category.
+    loaded = [d for d in catalogue if d.kind in LOADED_KINDS and d.garmin is None]
+    assert [d.id for d in loaded] == [
+        "hip-airplane",
+        "banded-hip-flexor-march",
+        "standing-band-knee-drive",
+    ]
+
+
 def test_catalogue_lookups(catalogue: Catalogue) -> None:
     drill = catalogue.by_id("single-leg-calf-raise")
     assert "single-leg-calf-raise" in catalogue
@@ -264,6 +315,19 @@ BROKEN = {
     "bool-for-int": (VALID.replace("unilateral = false", "unilateral = 1"), "unilateral"),
     "uncited-source": (VALID.replace("Saunders et al. 2006", "some blog"), "source: give"),
     "duplicate-id": (VALID.replace('"test-drill"', '"a-skip"'), "id: already defined in"),
+    "garmin-exercise-typo": (
+        VALID + 'garmin = { category = "CALF_RAISE", exercise = "STANDING_CALF_RAISES" }\n',
+        "garmin.exercise: STANDING_CALF_RAISES is not a Garmin CALF_RAISE exercise"
+        " (did you mean STANDING_CALF_RAISE?)",
+    ),
+    "garmin-category-typo": (
+        VALID + 'garmin = { category = "CALF_RAISES", exercise = "STANDING_CALF_RAISE" }\n',
+        "garmin.category: CALF_RAISES is not a Garmin category (did you mean CALF_RAISE?)",
+    ),
+    "garmin-unknown-key": (
+        VALID + 'garmin = { category = "PLYO", name = "Pogo" }\n',
+        "garmin.name: Extra inputs are not permitted",
+    ),
     "dangling-progression": (
         VALID.replace('progression = ""', 'progression = "no-such-drill"'),
         "progression: no drill with id 'no-such-drill'",

@@ -19,12 +19,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from planner import evidence as ev
-from planner.analysis import analyse_runs
 from planner.features import AREA_REQUIRES, MODEL_FEATURES, run_features
 from planner.limiters import rank_limiters
-from planner.model_io import SHIPPED_DIR, CompiledBundle, load_compiled
 from planner.records import AREAS
+from planner.services.analysis import analyse_runs
 from planner.simulate import simulate_run
+from planner.store.model_io import SHIPPED_DIR, CompiledBundle, load_compiled
 from tests.test_analyze import START, make
 
 #: Ranges wider than any runner: the checks must hold at the extremes too.

@@ -15,14 +15,13 @@ import pytest
 from connectors.fit import (
     FALLBACK,
     FAST,
-    _centred_median,
     build_stream,
     decode_fit,
-    derive_grade_pct,
     raw_columns,
 )
 from connectors.fitcrc import adapt_zero_header_crc, crc16, shift_through_zeros
 from planner.errors import FitImportError
+from planner.grade import _centred_median, derive_grade_pct
 from planner.schema import Col, StreamColumns, validate_stream
 from tests.conftest import BAD_DIR, FIT_DIR
 

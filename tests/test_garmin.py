@@ -40,6 +40,7 @@ from tests.garmin_server import (
     GarminServer,
     fixture_json,
     make_jwt,
+    point_at,
     token_store,
 )
 
@@ -51,10 +52,7 @@ PASSWORD = "correct horse battery staple"
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[GarminServer]:
     """A loopback Garmin Connect that both the API and the SSO settings point at."""
     with GarminServer() as srv:
-        monkeypatch.setenv(API_ENV, srv.url)
-        monkeypatch.setenv(SSO_ENV, srv.url)
-        for name in (TOKENS_ENV, EMAIL_ENV, PASSWORD_ENV, "GARMINTOKENS"):
-            monkeypatch.delenv(name, raising=False)
+        point_at(srv, monkeypatch)
         yield srv
 
 

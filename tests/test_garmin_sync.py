@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from connectors.garmin import API_ENV, SSO_ENV, TOKENS_ENV, GarminConnect, token_file
-from planner.garmin_sync import GarminSyncSummary, cursor_key, sync_garmin
 from planner.records import Source
 from planner.schema import RUNNING_DYNAMICS
-from planner.store import Store
+from planner.services.garmin_sync import GarminSyncSummary, cursor_key, sync_garmin
+from planner.store.database import Store
 from tests.conftest import FIT_DIR, CliResult
 from tests.garmin_server import (
     DOWNLOAD_PATH,

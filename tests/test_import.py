@@ -20,10 +20,10 @@ import pyarrow.ipc
 
 from connectors.archives import Limits, Source, Unreadable, Unsupported, expand
 from connectors.fit import decode_fit
-from planner.ingest import run_import
 from planner.schema import Col
-from planner.store import Store
-from planner.streamcodec import pack
+from planner.services.ingest import run_import
+from planner.store.database import Store
+from planner.store.streamcodec import pack
 from tests.conftest import BAD_DIR, FIT_DIR, CliResult
 
 Run = Callable[..., CliResult]

@@ -17,8 +17,7 @@ import keyring
 import pytest
 from keyring.backend import KeyringBackend
 
-from planner.errors import AuthError, ConfigError
-from planner.mail import (
+from planner.delivery.mail import (
     PermanentDeliveryError,
     TransientDeliveryError,
     UncertainDeliveryError,
@@ -27,9 +26,10 @@ from planner.mail import (
     deliver,
     new_message_id,
 )
-from planner.mailconfig import SmtpSettings, load_smtp_settings
-from planner.outbox import Outbox, OutboxEntry, State, next_action, send_exactly_once
-from planner.store import Store
+from planner.delivery.mailconfig import SmtpSettings, load_smtp_settings
+from planner.delivery.outbox import Outbox, OutboxEntry, State, next_action, send_exactly_once
+from planner.errors import AuthError, ConfigError
+from planner.store.database import Store
 
 if TYPE_CHECKING:
     from tests.smtp_helpers import SamplePlan, SmtpServer
@@ -538,10 +538,10 @@ CRASH_SCRIPT = textwrap.dedent(
     from datetime import UTC, datetime
     from email.headerregistry import Address
 
-    from planner.mail import build_message, content_hash
-    from planner.mailconfig import load_smtp_settings
-    from planner.outbox import Outbox, send_exactly_once
-    from planner.store import Store
+    from planner.delivery.mail import build_message, content_hash
+    from planner.delivery.mailconfig import load_smtp_settings
+    from planner.delivery.outbox import Outbox, send_exactly_once
+    from planner.store.database import Store
     from tests.smtp_helpers import sample_plan
 
     def crash(event, entry):

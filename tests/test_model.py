@@ -44,7 +44,8 @@ from planner.model import (
     limiter_proba,
     simulated_training_set,
 )
-from planner.model_io import (
+from planner.records import AREAS, Source
+from planner.store.model_io import (
     FORMAT_VERSION,
     SHIPPED_DIR,
     TRUSTED_TYPES,
@@ -52,7 +53,6 @@ from planner.model_io import (
     load_compiled,
     save_artefact,
 )
-from planner.records import AREAS, Source
 
 # Expected failure, and why it cannot honestly pass. The check fits once with integer weights
 # and once with rows repeated that many times (for an estimator with a `cv` parameter, such as

@@ -32,7 +32,6 @@ from planner.planbuild import (
     metric_better,
     planned_dose,
 )
-from planner.planstore import get_plan, load_history, save_plan
 from planner.records import (
     AREAS,
     WEEKDAYS,
@@ -43,7 +42,8 @@ from planner.records import (
     Preferences,
     Source,
 )
-from planner.store import Store
+from planner.store.database import Store
+from planner.store.planstore import get_plan, load_history, save_plan
 from planner.training import TrainingSummary, summarize_training
 
 CATALOGUE: Catalogue = load_catalogue(include_plugins=False)

@@ -19,17 +19,17 @@ from pathlib import Path
 
 import fitdecode
 import pytest
-from garmin_fit_sdk import Decoder, Stream
+from garmin_fit_sdk import Decoder, Profile, Stream
 from icalendar import Calendar
 from threadpoolctl import threadpool_limits
 
 from drills.catalogue import load_catalogue
-from planner import render
+from planner.delivery import render
+from planner.delivery.workouts import plan_workouts
 from planner.plan import IsoWeek, Plan, PlanHistoryEntry
 from planner.planbuild import build_plan, history_entry
 from planner.records import Analysis, Athlete, LimiterEstimate, Preferences
 from planner.training import TrainingSummary
-from planner.workouts import plan_workouts
 from tests.conftest import CliResult
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -545,9 +545,9 @@ def test_plan_command_errors(run_cli: RunCli) -> None:
 
 
 def test_build_week_stores_history_and_is_idempotent(sample_home: None) -> None:
-    from planner.planstore import get_plan, load_history
-    from planner.store import Store
-    from planner.weekly import build_week
+    from planner.services.weekly import build_week
+    from planner.store.database import Store
+    from planner.store.planstore import get_plan, load_history
 
     with Store() as store:
         # The first build computes the features, the second reads them from the cache: both
@@ -576,3 +576,28 @@ def test_build_week_stores_history_and_is_idempotent(sample_home: None) -> None:
         assert [render.event_uid(changed, s) for s in changed.sessions][:1] == [
             render.event_uid(plan, s) for s in plan.sessions
         ][:1]
+
+
+def test_fit_steps_use_the_catalogues_garmin_exercises() -> None:
+    """The same mapping as the Garmin Connect push, as FIT exercise_category/exercise_name."""
+    plan, _ = _plan()
+    types = Profile["types"]
+    seen = 0
+    for session in plan.sessions:
+        name = f"stridewise-{plan.week}-{session.id}-{session.weekday}.fit"
+        messages, _ = Decoder(Stream.from_byte_array(bytearray(plan_workouts(plan)[name]))).read()
+        work = [s for s in messages["workout_step_mesgs"] if s.get("wkt_step_name")]
+        for drill in session.drills:
+            step = next(s for s in work if s["wkt_step_name"].startswith(drill.name[:20]))
+            if drill.garmin_exercise is None or session.kind == "run":
+                assert "exercise_category" not in step, drill.id
+                continue
+            category, exercise = drill.garmin_exercise
+            assert step["exercise_category"] == category.lower(), drill.id
+            if exercise:
+                number = step["exercise_name"]
+                assert types[f"{category.lower()}_exercise_name"][number] == exercise.lower()
+                seen += 1
+            else:
+                assert "exercise_name" not in step, drill.id
+    assert seen >= 3

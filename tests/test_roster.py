@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from planner.records import Athlete, Preferences
-from planner.roster import AthleteChanges, apply_changes
-from planner.store import Store
+from planner.services.roster import AthleteChanges, apply_changes
+from planner.store.database import Store
 from tests.conftest import CliResult
 
 Run = Callable[..., CliResult]
@@ -68,6 +68,7 @@ def test_add_show_list_json(run_cli: Run) -> None:
             "quality_days": ["tue", "thu"],
         },
         "sources": [],
+        "garmin_calendar": False,
     }
     assert added.json() == expected
     assert run_cli("athlete", "show", "ana", "--json").json() == expected

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 import icalendar
 import pytest
 
+from planner.delivery.outbox import Outbox, State
 from planner.errors import ConfigError, DeliveryError
-from planner.outbox import Outbox, State
 from planner.plan import IsoWeek
 from planner.records import Athlete
-from planner.roster import AthleteChanges, add_athlete
-from planner.sendweekly import SendSummary, due_week, parse_week, send_weekly, subject_for
-from planner.store import Store
+from planner.services.roster import AthleteChanges, add_athlete
+from planner.services.sendweekly import SendSummary, due_week, parse_week, send_weekly, subject_for
+from planner.store.database import Store
 from tests.conftest import FIT_DIR, CliResult
 
 if TYPE_CHECKING:
@@ -304,8 +304,8 @@ def test_connection_dropped_after_data_is_never_sent_twice(
 CRASH_SCRIPT = textwrap.dedent(
     """
     import os, sys
-    from planner.sendweekly import send_weekly
-    from planner.store import Store
+    from planner.services.sendweekly import send_weekly
+    from planner.store.database import Store
 
     def crash(event, entry):
         if event == "accepted" and entry.athlete_id == "bo":

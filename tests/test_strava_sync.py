@@ -19,8 +19,8 @@ import pytest
 
 from connectors.strava import StravaConnector
 from planner.records import Activity, Source
-from planner.store import Store
-from planner.strava_sync import cursor_key, sync_strava
+from planner.services.strava_sync import cursor_key, sync_strava
+from planner.store.database import Store
 from tests.conftest import FIT_DIR, CliResult
 from tests.strava_server import (
     CLIENT_SECRET,

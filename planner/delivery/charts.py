@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +24,6 @@ from planner import reference as ref
 from planner.records import Analysis
 
 if TYPE_CHECKING:
-    from planner.analysis import AnalysisResult
     from planner.features import AthleteFeatures, RunFeatures
 
 AREA_LABELS = {
@@ -112,7 +112,7 @@ def metrics_vs_speed_png(af: AthleteFeatures) -> bytes:
     return _png(fig)
 
 
-def _showcase_run(runs: tuple[RunFeatures, ...]) -> RunFeatures | None:
+def _showcase_run(runs: Sequence[RunFeatures]) -> RunFeatures | None:
     """The longest steady run, preferring one with balance data."""
     best = None
     for run in runs:
@@ -164,15 +164,20 @@ def run_drift_png(run: RunFeatures) -> bytes:
     return _png(fig)
 
 
-def write_plots(result: AnalysisResult, directory: Path) -> list[Path]:
+def write_plots(
+    analysis: Analysis,
+    features: AthleteFeatures,
+    runs: Sequence[RunFeatures],
+    directory: Path,
+) -> list[Path]:
     """Write the analysis charts as PNG files into ``directory``; return their paths."""
     directory.mkdir(parents=True, exist_ok=True)
     out = []
     files = [
-        ("limiters.png", limiter_chart_png(result.analysis)),
-        ("metrics_vs_speed.png", metrics_vs_speed_png(result.features)),
+        ("limiters.png", limiter_chart_png(analysis)),
+        ("metrics_vs_speed.png", metrics_vs_speed_png(features)),
     ]
-    run = _showcase_run(result.runs)
+    run = _showcase_run(runs)
     if run is not None:
         files.append(("run_drift.png", run_drift_png(run)))
     for name, data in files:

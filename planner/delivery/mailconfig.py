@@ -36,8 +36,8 @@ from typing import Any, Literal
 
 from email_validator import EmailNotValidError, validate_email
 
-from planner.config import load_config
 from planner.errors import ConfigError
+from planner.store.config import load_config
 
 Security = Literal["starttls", "tls", "none"]
 SECURITIES: tuple[Security, ...] = ("starttls", "tls", "none")

@@ -29,9 +29,9 @@ from planner.errors import (
     ServiceError,
     StreamValidationError,
 )
-from planner.records import Activity, ImportedActivity, Source
+from planner.records import DEFAULT_ATHLETE, Activity, ImportedActivity, Source
 from planner.schema import empty_stream
-from planner.store import DEFAULT_ATHLETE, Store
+from planner.store.database import Store
 
 #: First sync without ``--since``: this much history. Our own choice — a year of runs is
 #: enough for the per-athlete baselines and takes a few rate-limit windows to fetch.

@@ -179,6 +179,38 @@ def m004_coach_labels(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m007_garmin_workouts(db: sqlite3.Connection) -> None:
+    _script(
+        db,
+        """
+        -- What 'garmin push-plan' put on an athlete's Garmin Connect calendar
+        -- (planner/store/garmin_workouts.py, docs/garmin.md): one row per plan session, with
+        -- Garmin's workout and calendar-entry ids. Only workouts listed here are ever changed or
+        -- deleted. 'uploading' and 'scheduling' record a request whose answer may have been
+        -- lost, so a re-run looks before creating anything twice. No foreign key to athletes
+        -- on purpose: removing an athlete keeps the record of what is on their calendar.
+        CREATE TABLE garmin_workouts (
+            athlete_id TEXT NOT NULL,
+            week TEXT NOT NULL,
+            session_id TEXT NOT NULL,
+            plan_revision INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            marker TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            day TEXT NOT NULL,
+            workout_id INTEGER,
+            schedule_id INTEGER,
+            scheduled_day TEXT,
+            state TEXT NOT NULL
+                CHECK (state IN ('uploading', 'uploaded', 'scheduling', 'scheduled')),
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (athlete_id, week, session_id)
+        );
+        """,
+    )
+
+
 def _script(db: sqlite3.Connection, sql: str) -> None:
     # executescript() would COMMIT first; running statements one by one keeps a migration and
     # its record in the _migrations table in the same transaction.

@@ -17,13 +17,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from planner.errors import ConfigError
 from planner.plan import IsoWeek, Plan
 from planner.planbuild import build_plan, check_preferences, key_metrics
-from planner.planstore import load_history, save_plan
-from planner.records import Analysis, Athlete, Preferences
-from planner.training import training_summary
+from planner.records import DEFAULT_ATHLETE, Analysis, Athlete, Preferences
+from planner.store.planstore import load_history, save_plan
+from planner.training import summarize_training
 
 if TYPE_CHECKING:
     from drills.catalogue import Catalogue
-    from planner.store import Store
+    from planner.store.database import Store
 
 #: What ``stridewise plan --format`` accepts.
 FORMATS: tuple[str, ...] = ("html", "text", "md", "ics", "fit", "json")
@@ -81,7 +81,7 @@ def build_week(
         again with the same data returns the same plan and revision.
     """
     from drills.catalogue import load_catalogue
-    from planner.analysis import analyze_athlete
+    from planner.services.analysis import analyze_athlete
 
     if isinstance(week, str):
         try:
@@ -92,9 +92,8 @@ def build_week(
     prefs = preferences_of(athlete)
     analysis = analyze_athlete(store, athlete_id)
     monday = datetime.combine(week.monday(), time(0), tzinfo=_zone(athlete))
-    training = training_summary(
-        store, athlete_id, end_utc=monday.astimezone(UTC), tz=athlete.timezone
-    )
+    runs = (s.activity for s in store.list_activities(athlete_id, running_only=True))
+    training = summarize_training(runs, end_utc=monday.astimezone(UTC), tz=athlete.timezone)
     history = load_history(store, athlete_id, before=week)
     plan = build_plan(analysis, training, prefs, week, history, catalogue or load_catalogue())
     return save_plan(store, plan, key_metrics(analysis)), analysis
@@ -110,31 +109,38 @@ class PlanOutput:
 
 
 def _chart(analysis: Analysis) -> bytes | None:
-    from planner.charts import limiter_chart_png
+    from planner.delivery.charts import limiter_chart_png
 
     return limiter_chart_png(analysis)
 
 
+def parse_week(text: str) -> IsoWeek:
+    """An ISO week such as ``2026-W49``; ValueError says what is wrong."""
+    return IsoWeek.parse(text)
+
+
 def plan_files(
     store: Store,
-    athlete_id: str,
-    week: IsoWeek,
+    athlete_id: str | None,
+    week: IsoWeek | None,
     fmt: str,
     out_dir: Path | None,
 ) -> PlanOutput:
     """Build the week and render it as ``fmt``, into ``out_dir`` or as text.
 
+    Defaults: the default athlete, and the week after this one in their timezone.
+
     Without ``out_dir`` the rendering is returned as text (HTML with the chart as a data: URI);
     with it, files named after the week are written (HTML beside its chart PNG). ``fit`` needs
     ``out_dir``: one workout file per session.
     """
-    from planner import render
-    from planner.workouts import plan_workouts
+    from planner.delivery import render
+    from planner.delivery.workouts import plan_workouts
 
     if fmt not in FORMATS:
         raise ConfigError(f"unknown plan format {fmt!r}: use {', '.join(FORMATS)}")
-    plan, analysis = build_week(store, athlete_id, week)
-    athlete = store.get_athlete(athlete_id)
+    athlete = store.get_athlete(athlete_id or DEFAULT_ATHLETE)
+    plan, analysis = build_week(store, athlete.id, week or next_week(athlete))
     written: list[Path] = []
 
     def write(name: str, data: str | bytes) -> None:

@@ -24,29 +24,7 @@ _MANUFACTURER: Final = "development"
 _NAME_CHARS: Final = 40
 _NOTE_CHARS: Final = 60
 
-#: Exercise categories (FIT profile ``exercise_category``) by fragment of the drill id, so a
-#: watch can label strength steps; first match wins, unmatched drills go without one.
-_CATEGORIES: Final = (
-    ("calf", "calf_raise"),
-    ("soleus", "calf_raise"),
-    ("squat", "squat"),
-    ("step-up", "squat"),
-    ("step-down", "squat"),
-    ("lunge", "lunge"),
-    ("deadlift", "deadlift"),
-    ("rdl", "deadlift"),
-    ("bridge", "hip_raise"),
-    ("thrust", "hip_raise"),
-    ("plank", "plank"),
-    ("clamshell", "hip_stability"),
-    ("abduction", "hip_stability"),
-    ("hip-hike", "hip_stability"),
-    ("lateral-walk", "hip_stability"),
-    ("airplane", "hip_stability"),
-    ("hamstring", "leg_curl"),
-    ("dead-bug", "core"),
-    ("pallof", "core"),
-)
+_TYPES: Final = Profile["types"]
 
 
 def _ascii(text: str, limit: int) -> str:
@@ -55,15 +33,26 @@ def _ascii(text: str, limit: int) -> str:
     return folded if len(folded) <= limit else folded[:limit].rstrip()
 
 
-def _category(drill: PlannedDrill) -> str | None:
-    if drill.kind == "plyometric":
-        return "plyo"
-    if drill.kind == "warmup":
-        return "warm_up"
-    for fragment, category in _CATEGORIES:
-        if fragment in drill.id:
-            return category
-    return None
+def exercise_fields(drill: PlannedDrill) -> dict[str, Any]:
+    """``exercise_category`` and ``exercise_name`` for a drill's work step (may be empty).
+
+    The catalogue's Garmin exercise (garminconnect's enum values, e.g. ``CALF_RAISE`` /
+    ``SINGLE_LEG_STANDING_CALF_RAISE``) is the same name in lower case in the FIT profile's
+    ``exercise_category`` and ``<category>_exercise_name`` types; names starting with a digit
+    carry a leading ``_`` in garminconnect (``_3_WAY_CALF_RAISE``). The exercise name is a
+    number whose meaning depends on the category, so it is written only when the profile
+    knows it. A category-only catalogue entry (exercise ``""``) writes the category alone.
+    """
+    if drill.garmin_exercise is None:
+        return {}
+    category, exercise = (part.lower().lstrip("_") for part in drill.garmin_exercise)
+    if category not in _TYPES["exercise_category"].values():
+        return {}
+    names = {name: number for number, name in _TYPES.get(f"{category}_exercise_name", {}).items()}
+    fields: dict[str, Any] = {"exercise_category": category}
+    if exercise in names:
+        fields["exercise_name"] = names[exercise]
+    return fields
 
 
 def _intensity(drill: PlannedDrill) -> str:
@@ -104,9 +93,8 @@ def _drill_steps(drill: PlannedDrill, start: int, *, running: bool) -> list[dict
         "notes": note,
         **_duration(drill, running=running),
     }
-    category = _category(drill)
-    if category is not None and not running:
-        work["exercise_category"] = category
+    if not running:
+        work.update(exercise_fields(drill))
     steps = [work]
     sets, rest_s = drill.dose.sets, drill.dose.rest_s
     if sets > 1:

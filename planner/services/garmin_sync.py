@@ -36,9 +36,9 @@ from planner.errors import (
     RateLimitedError,
     StridewiseError,
 )
-from planner.records import Activity, ImportedActivity, Source
+from planner.records import DEFAULT_ATHLETE, Activity, ImportedActivity, Source
 from planner.schema import empty_stream
-from planner.store import Store
+from planner.store.database import Store
 
 #: First sync without ``--since``: this many days back. Our own choice: a season of history
 #: for baselines, in a handful of list requests.
@@ -94,7 +94,7 @@ class GarminSyncSummary:
 
 def sync_garmin(
     store: Store,
-    athlete_id: str,
+    athlete_id: str | None,
     *,
     client: GarminConnect | None = None,
     since: date | None = None,
@@ -110,6 +110,7 @@ def sync_garmin(
     ServiceError
         When the activity list itself cannot be fetched.
     """
+    athlete_id = athlete_id or DEFAULT_ATHLETE
     store.ensure_athlete(athlete_id)
     state = store.get_state(cursor_key(athlete_id)) or {}
     stored_cursor = state.get("date") if isinstance(state, dict) else None

@@ -38,10 +38,10 @@ from typing import TYPE_CHECKING, Any
 import numpy
 
 from planner.compiled import COMPILED_FORMAT_VERSION, CompiledLimiter
-from planner.config import data_dir
 from planner.errors import ModelMismatchError
 from planner.features import FEATURE_VERSION, MODEL_FEATURES
 from planner.records import AREAS
+from planner.store.config import data_dir
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 #: per-area ``support`` (planner.evidence), which ``analyze`` checks athletes against.
 FORMAT_VERSION = 3
 MODEL_NAME = "limiter"
-SHIPPED_DIR = Path(__file__).parent / "models"
+SHIPPED_DIR = Path(__file__).parent.parent / "models"  # planner/models: the core ships the artefact
 
 #: Types skops may rebuild beyond its own safe defaults: our estimators and the scikit-learn
 #: internals they hold. Anything else in a file is refused.

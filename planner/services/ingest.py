@@ -26,9 +26,9 @@ from connectors.archives import (
     expand,
 )
 from planner.errors import StridewiseError
-from planner.records import PackedActivity
-from planner.store import Store
-from planner.workers import POOL_THRESHOLD, pool_context
+from planner.records import DEFAULT_ATHLETE, PackedActivity
+from planner.services.workers import POOL_THRESHOLD, pool_context
+from planner.store.database import Store
 
 
 @dataclass
@@ -95,10 +95,16 @@ def plan_import(
     return expand(paths, limits)
 
 
+def batch_size(items: Iterable[Source | Unreadable | Unsupported]) -> tuple[int, int]:
+    """(bytes, files) that will be decoded: what a progress bar counts."""
+    sources = [item for item in items if isinstance(item, Source)]
+    return sum(source.size for source in sources), len(sources)
+
+
 def run_import(
     store: Store,
     items: list[Source | Unreadable | Unsupported],
-    athlete_id: str,
+    athlete_id: str | None,
     *,
     progress: Progress | None = None,
     workers: int | None = None,
@@ -106,6 +112,7 @@ def run_import(
 ) -> ImportSummary:
     """Import every source; per-file failures are collected, never raised."""
     summary = ImportSummary()
+    athlete_id = athlete_id or DEFAULT_ATHLETE
     store.ensure_athlete(athlete_id)
     sources: list[Source] = []
     for item in items:
@@ -177,9 +184,9 @@ def _reason(exc: BaseException) -> str:
 def _decode(job: _Job) -> PackedFile | str:
     """Decode and pack in whichever process runs this; a failure comes back as its reason."""
     # Imported here, not at the top: the decoder processes have these preloaded
-    # (planner.workers), and the main process of a batch import never needs them.
+    # (planner.services.workers), and the main process of a batch import never needs them.
     from connectors.fit import decode_fit
-    from planner.streamcodec import pack_columns
+    from planner.store.streamcodec import pack_columns
 
     try:
         decoded = decode_fit(job.data, job.display, job.hints, decoder=job.decoder)

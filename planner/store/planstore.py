@@ -22,7 +22,7 @@ from planner.plan import PLAN_FORMAT_VERSION, IsoWeek, KeyMetric, Plan, PlanHist
 if TYPE_CHECKING:
     import sqlite3
 
-    from planner.store import Store
+    from planner.store.database import Store
 
 
 def _now() -> str:

@@ -2,8 +2,8 @@
 
 Safe to run as often as you like (cron or a systemd timer, hourly): an athlete is *due* for
 plan week W from their preferred send day and time until W ends, in their own time zone, and
-the outbox (planner/outbox.py) remembers what went out. So an hourly run sends each plan once,
-at the first run after the send time, and catches up after downtime within the week.
+the outbox (planner/delivery/outbox.py) remembers what went out. So an hourly run sends each
+plan once, at the first run after the send time, and catches up after downtime within the week.
 
 The send moment of week W: on ``mon`` it is the Monday that starts W; on any other day it is
 that day of the week *before* W, so a plan arrives before its week starts (``sun 18:00`` gets
@@ -27,10 +27,9 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from planner.errors import AuthError, ConfigError, DeliveryError, StridewiseError
-from planner.mail import RenderedMail, build_message, content_hash, new_message_id
-from planner.mailconfig import SmtpSettings, load_smtp_settings
-from planner.outbox import (
+from planner.delivery.mail import RenderedMail, build_message, content_hash, new_message_id
+from planner.delivery.mailconfig import SmtpSettings, load_smtp_settings
+from planner.delivery.outbox import (
     DEFAULT_BACKOFF_S,
     Outbox,
     OutboxEntry,
@@ -39,9 +38,10 @@ from planner.outbox import (
     next_action,
     send_exactly_once,
 )
+from planner.errors import AuthError, ConfigError, DeliveryError, StridewiseError
 from planner.plan import IsoWeek
 from planner.records import WEEKDAYS, Athlete
-from planner.store import Store
+from planner.store.database import Store
 
 log = logging.getLogger(__name__)
 
@@ -150,9 +150,9 @@ def subject_for(athlete: Athlete, week: IsoWeek) -> str:
 
 def compose(store: Store, athlete: Athlete, week: IsoWeek) -> RenderedMail:
     """Re-analyse with the data imported so far, build ``week``'s plan and render it."""
-    from planner.charts import limiter_chart_png
-    from planner.render import render_all
-    from planner.weekly import build_week
+    from planner.delivery.charts import limiter_chart_png
+    from planner.delivery.render import render_all
+    from planner.services.weekly import build_week
 
     plan, analysis = build_week(store, athlete.id, week)
     return render_all(plan, analysis, athlete, limiter_chart_png(analysis))

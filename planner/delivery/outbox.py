@@ -32,15 +32,15 @@ from email.message import EmailMessage
 from enum import StrEnum
 from typing import Literal
 
-from planner.errors import AuthError, ConfigError
-from planner.mail import (
+from planner.delivery.mail import (
     PermanentDeliveryError,
     TransientDeliveryError,
     UncertainDeliveryError,
     deliver,
 )
-from planner.mailconfig import SmtpSettings
-from planner.store import Store
+from planner.delivery.mailconfig import SmtpSettings
+from planner.errors import AuthError, ConfigError
+from planner.store.database import Store
 
 #: Seconds to wait before the 2nd and 3rd attempt within one run. Our own choice: long enough
 #: to ride out a relay restart or a greylisting 451, short enough that an hourly run stays
@@ -99,7 +99,7 @@ def _now() -> str:
 
 
 class Outbox:
-    """The ``outbox`` table of a :class:`~planner.store.Store`; every change commits at once."""
+    """The ``outbox`` table of a :class:`~planner.store.database.Store`; each change commits."""
 
     def __init__(self, store: Store):
         self.store = store

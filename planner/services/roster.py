@@ -21,7 +21,7 @@ from drills.catalogue import Contraindication, Equipment, Level
 from planner.errors import ConfigError
 from planner.planbuild import MAX_SESSION_MINUTES, MIN_SESSION_MINUTES, check_preferences
 from planner.records import WEEKDAYS, Athlete, Preferences, Source
-from planner.store import Store
+from planner.store.database import Store
 
 #: Ids are typed on command lines and appear in file names (dry-run ``.eml``): keep them plain.
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -51,6 +51,7 @@ class AthleteChanges:
     long_run_day: str | None = None
     quality_days: str | None = None
     sources: str | None = None  # where this athlete's data comes from: fit, garmin, strava
+    garmin_calendar: bool | None = None  # put each week's sessions on their Garmin calendar
 
     def is_empty(self) -> bool:
         return all(getattr(self, f.name) is None for f in dataclasses.fields(self))
@@ -172,6 +173,8 @@ def _preference_changes(changes: AthleteChanges) -> dict[str, Any]:
     if changes.sources is not None:
         known = [source.value for source in Source]
         out["sources"] = list(_tags(changes.sources, "--sources", known, allow_none=True))
+    if changes.garmin_calendar is not None:
+        out["garmin_calendar"] = changes.garmin_calendar
     return out
 
 
@@ -216,6 +219,7 @@ def add_athlete(store: Store, athlete_id: str, changes: AthleteChanges) -> Athle
         raise ConfigError(f"athlete {athlete_id!r} already exists (use 'stridewise athlete edit')")
     base = existing if existing is not None else Athlete(id=check_athlete_id(athlete_id))
     athlete = apply_changes(base, changes)
+    _one_garmin_calendar(store, athlete)
     store.save_athlete(athlete)
     return athlete
 
@@ -226,8 +230,29 @@ def edit_athlete(store: Store, athlete_id: str, changes: AthleteChanges) -> Athl
     if changes.is_empty():
         raise ConfigError("nothing to change: give at least one option (see --help)")
     updated = apply_changes(athlete, changes)
+    _one_garmin_calendar(store, updated)
     store.save_athlete(updated)
     return updated
+
+
+def _one_garmin_calendar(store: Store, athlete: Athlete) -> None:
+    """Refuse a second athlete on the Garmin calendar: stridewise holds one Garmin login.
+
+    With two, ``send-weekly --garmin`` would put both plans on that one account's calendar.
+    """
+    if not athlete.preferences.get("garmin_calendar"):
+        return
+    others = [
+        a.id
+        for a in store.list_athletes()
+        if a.id != athlete.id and a.preferences.get("garmin_calendar")
+    ]
+    if others:
+        raise ConfigError(
+            f"--garmin-calendar: {others[0]} already uses the Garmin calendar, and stridewise"
+            " holds one Garmin login, so both plans would land on one calendar; first run"
+            f" 'stridewise athlete edit {others[0]} --no-garmin-calendar'"
+        )
 
 
 def athlete_json(athlete: Athlete) -> dict[str, Any]:
@@ -241,4 +266,5 @@ def athlete_json(athlete: Athlete) -> dict[str, Any]:
         "send_time": athlete.send_time,
         "preferences": Preferences.from_dict(athlete.preferences).to_dict(),
         "sources": list(athlete.preferences.get("sources", [])),
+        "garmin_calendar": bool(athlete.preferences.get("garmin_calendar", False)),
     }

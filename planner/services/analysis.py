@@ -32,9 +32,9 @@ from planner.features import (
     run_features,
 )
 from planner.limiters import rank_limiters
-from planner.model_io import CompiledBundle, load_compiled, user_model_dir
-from planner.records import AREAS, Analysis, Source, StoredActivity
-from planner.store import Store
+from planner.records import AREAS, DEFAULT_ATHLETE, Analysis, Source, StoredActivity
+from planner.store.database import Store
+from planner.store.model_io import CompiledBundle, load_compiled, user_model_dir
 
 # planner.model imports scikit-learn, which with skops takes ~2 s to import (ten times a warm
 # analysis): only training and evaluation import it, inside their functions. Analysis
@@ -293,7 +293,7 @@ def run_analysis(
     """Analyse an athlete's stored runs (features cached per activity).
 
     Without ``bundle``, the active model is loaded (once per process, see
-    :func:`planner.model_io.load_compiled`).
+    :func:`planner.store.model_io.load_compiled`).
     """
     store.get_athlete(athlete_id)
     activities = select_runs(store, athlete_id, since=since, last=last)
@@ -359,19 +359,19 @@ def analysis_json(analysis: Analysis) -> dict[str, Any]:
 
 def analyze_command(
     store: Store,
-    athlete_id: str,
+    athlete_id: str | None,
     *,
     since: datetime | None = None,
     last: int | None = None,
     plots: Path | None = None,
 ) -> tuple[Analysis, list[Path]]:
     """``stridewise analyze``: the analysis, and the PNG files written when ``plots`` is set."""
-    result = run_analysis(store, athlete_id, since=since, last=last)
+    result = run_analysis(store, athlete_id or DEFAULT_ATHLETE, since=since, last=last)
     written: list[Path] = []
     if plots is not None:
-        from planner.charts import write_plots
+        from planner.delivery.charts import write_plots
 
-        written = write_plots(result, plots)
+        written = write_plots(result.analysis, result.features, result.runs, plots)
     return result.analysis, written
 
 
@@ -459,7 +459,7 @@ def train_model(
         grouped_cv,
         simulated_training_set,
     )
-    from planner.model_io import save_artefact
+    from planner.store.model_io import save_artefact
 
     n_athletes = n_athletes or TRAIN_ATHLETES
     seed = TRAIN_SEED if seed is None else seed
@@ -516,8 +516,8 @@ def evaluate_model(
     shifted one), or ``all``: then one report per generator, worst model top-1 first.
     """
     from planner.model import EVAL_ATHLETES, EVAL_SEED, evaluate, simulated_training_set
-    from planner.model_io import load_artefact
     from planner.simulate import GENERATORS
+    from planner.store.model_io import load_artefact
 
     if generator != "all" and generator not in GENERATORS:
         raise ConfigError(

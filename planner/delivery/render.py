@@ -24,6 +24,7 @@ import css_inline
 import jinja2
 from icalendar import Calendar, Event
 
+from planner.delivery.workouts import plan_workouts
 from planner.plan import (
     AREA_LABELS,
     DAY_LABELS,
@@ -34,7 +35,6 @@ from planner.plan import (
     metric_label,
 )
 from planner.records import Analysis, Athlete
-from planner.workouts import plan_workouts
 
 TEMPLATE_PACKAGE: Final = "templates"
 PRODID: Final = "-//stridewise//weekly plan//EN"

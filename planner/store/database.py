@@ -15,10 +15,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
-from planner.config import default_db_path
 from planner.errors import ConfigError, NotFoundError
-from planner.migrations import apply_migrations
 from planner.records import (
+    DEFAULT_ATHLETE,
     SOURCE_RANK,
     Activity,
     Athlete,
@@ -29,11 +28,11 @@ from planner.records import (
     Source,
     StoredActivity,
 )
+from planner.store.config import default_db_path
+from planner.store.migrations import apply_migrations
 
 if TYPE_CHECKING:
     import pandas as pd
-
-DEFAULT_ATHLETE = "me"
 
 #: Two copies are the same run when they start within this many seconds of each other...
 FINGERPRINT_START_TOLERANCE_S = 120.0
@@ -181,7 +180,7 @@ class Store:
     ) -> list[SaveResult]:
         """Store every activity decoded from one file, and the file's hash, atomically.
 
-        The streams arrive packed (:func:`planner.streamcodec.pack_columns`, run by the
+        The streams arrive packed (:func:`planner.store.streamcodec.pack_columns`, run by the
         decoder processes), so the process that writes needs neither numpy nor pyarrow.
         """
         with self.transaction():
@@ -198,7 +197,7 @@ class Store:
 
     def save_activity(self, athlete_id: str, item: ImportedActivity) -> SaveResult:
         """Store one activity (from a sync) in its own transaction."""
-        from planner.streamcodec import pack  # pandas and pyarrow: only when a frame is here
+        from planner.store.streamcodec import pack  # pandas and pyarrow: only when a frame is here
 
         packed = pack(item)
         with self.transaction():
@@ -336,8 +335,8 @@ class Store:
 
     def load_stream(self, activity_id: int, columns: list[str] | None = None) -> pd.DataFrame:
         """The validated per-second frame of an activity (empty when it has none)."""
-        from planner import streamcodec
         from planner.schema import empty_stream
+        from planner.store import streamcodec
 
         row = self.db.execute(
             "SELECT format, data FROM streams WHERE activity_id = ?", (activity_id,)

@@ -41,8 +41,8 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from typing import Protocol
 
+from planner.delivery.mailconfig import SmtpSettings
 from planner.errors import AuthError, ConfigError, DeliveryError, StridewiseError
-from planner.mailconfig import SmtpSettings
 
 #: Bytes on the wire: CRLF line ends and RFC 2047-encoded non-ASCII names (RFC 5322/5321).
 WIRE_POLICY = policy.SMTP
@@ -62,7 +62,7 @@ class UncertainDeliveryError(DeliveryError):
 
 
 class RenderedMail(Protocol):
-    """What the mail needs from a rendered plan (``planner.render.RenderedPlan`` fits)."""
+    """What the mail needs from a rendered plan (``planner.delivery.render.RenderedPlan`` fits)."""
 
     @property
     def html(self) -> str: ...
