@@ -23,8 +23,9 @@ This module makes the two agree, and says how sure we can be:
 * **Ranking.** Areas with an extreme key metric first, then the rest by the interval's lower
   end (evidence strength against the base rate, so a weakly measured area cannot win on a raw
   probability; an area whose evidence is all in line is capped at the base rate). An area
-  *stands out* when its probability reaches :data:`STAND_OUT_P`; when none does, ``analyze``
-  says no area stands out and the plan is a balanced maintenance week.
+  *stands out* when its key metric is extreme, or when its probability reaches
+  :data:`STAND_OUT_P` and its interval's lower end clears the base rate; when none does,
+  ``analyze`` says no area stands out and the plan is a balanced maintenance week.
 
 Every threshold below cites its source or says "assumption" (docs/model.md repeats them).
 """
@@ -58,9 +59,9 @@ EVIDENCE_FLOOR = 0.5
 #: A signal at most one SD worse than the population's centre (the 84th percentile) is "in line
 #: with the population". Assumption: the band in which about 5 in 6 runners sit.
 IN_LINE_Z = 1.0
-#: An area *stands out* (is worth a focus in the plan) when its probability reaches this: the
-#: base rate plus a margin of 0.3. Assumption; equal to the floor, so an extreme key metric
-#: always stands out.
+#: An area *stands out* (is worth a focus in the plan) when its probability reaches this (the
+#: base rate plus a margin of 0.3) and its interval's lower end clears the base rate, or when
+#: its key metric is extreme. Assumption; equal to the floor.
 STAND_OUT_P = 0.5
 #: Interval: log-odds standard error of an area judged from REF_STEADY_MIN minutes of steady
 #: running with all its signals; it grows as 1/sqrt(minutes) and with missing signals.
@@ -462,7 +463,7 @@ def decide_area(
         floor_applied=floor and float(model_p) < EVIDENCE_FLOOR,
         capped=capped,
         out_of_support=oos,
-        stands_out=p >= STAND_OUT_P,
+        stands_out=floor or (p >= STAND_OUT_P and lo >= BASE_RATE),
         tier=tier,
         supporting=supporting,
     )

@@ -733,8 +733,13 @@ def _emphasis(
 
 
 def standing_out(lim: LimiterEstimate) -> bool:
-    """An area stands out when its probability reaches STAND_OUT_P (planner.evidence)."""
-    return lim.probability is not None and lim.probability >= STAND_OUT_P
+    """Whether an area stands out: the analysis says so (planner.evidence); an estimate made
+    without the evidence checks (no interval) stands out at STAND_OUT_P."""
+    if lim.probability is None:
+        return False
+    if lim.interval is not None:
+        return lim.stands_out
+    return lim.probability >= STAND_OUT_P
 
 
 class _Week:

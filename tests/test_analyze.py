@@ -277,7 +277,10 @@ def test_every_running_fixture_analyses_without_error(run_cli: Callable[..., Any
                 # Issue 17 additions beside the kept fields.
                 lo, hi = lim["interval"]
                 assert lo <= lim["probability"] <= hi
-                assert lim["stands_out"] == (lim["probability"] >= 0.5)
+                # Stands out: extreme key evidence, or P >= 0.5 with the interval above 0.2.
+                assert lim["stands_out"] == (
+                    lim["verdict"] == "extreme" or (lim["probability"] >= 0.5 and lo >= 0.2)
+                )
                 assert isinstance(lim["out_of_support"], bool)
                 assert set(lim["support"]) <= set(lim["evidence"])
                 assert lim["summary"]

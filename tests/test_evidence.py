@@ -111,6 +111,9 @@ def test_probabilities_stay_inside_what_the_data_can_support(
     values: dict[str, float], runs: int, minutes: float
 ) -> None:
     for d in decisions(values, runs, minutes):
+        assert d.stands_out == (
+            d.verdict == "extreme" or (d.probability >= ev.STAND_OUT_P and d.interval[0] >= 0.2)
+        )
         low, high = ev.run_bounds(runs)
         assert low <= d.probability <= high
         lo, hi = d.interval
