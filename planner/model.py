@@ -717,53 +717,35 @@ def _area_metrics(y: FloatArray, p: FloatArray) -> dict[str, float | int | None]
     }
 
 
-def analysed_proba(
+def analysed(
     pipeline: Pipeline, test: TrainingSet, support: Mapping[str, Any] | None = None
-) -> FloatArray:
-    """What ``analyze`` reports per area: the model's probability after the evidence checks.
-
-    NaN where an area cannot be judged (its label is NaN in ``test``: same rule).
-    """
+) -> tuple[FloatArray, npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
+    """What ``analyze`` reports per row: probabilities after the evidence checks (NaN where an
+    area cannot be judged: its label is NaN in ``test``), which areas stand out, and the
+    first-ranked area (-1 when none is judged)."""
     from planner import evidence as ev
 
     raw = limiter_proba(pipeline, test.X)
-    out = np.full(raw.shape, np.nan)
+    probs = np.full(raw.shape, np.nan)
+    stands = np.zeros(raw.shape, dtype=bool)
+    tops = np.full(len(test), -1, dtype=np.int64)
     for i in range(len(test)):
         values = dict(zip(MODEL_FEATURES, test.X[i].tolist(), strict=True))
         judged = [a for k, a in enumerate(AREAS) if not np.isnan(test.Y[i, k])]
-        probs = dict(zip(AREAS, raw[i].tolist(), strict=True))
-        for d in ev.decide(
-            values,
-            probs,
-            judged,
-            runs=test.runs[i] if test.runs else 1,
-            steady_min=test.steady_min[i] if test.steady_min else 0.0,
-            support=support,
-        ):
-            out[i, AREAS.index(d.area)] = d.probability
-    return out
-
-
-def _ranked_top(test: TrainingSet, support: Mapping[str, Any] | None, raw: FloatArray) -> Any:
-    from planner import evidence as ev
-
-    tops = np.full(len(test), -1)
-    for i in range(len(test)):
-        values = dict(zip(MODEL_FEATURES, test.X[i].tolist(), strict=True))
-        judged = [a for k, a in enumerate(AREAS) if not np.isnan(test.Y[i, k])]
-        if not judged:
-            continue
-        probs = dict(zip(AREAS, raw[i].tolist(), strict=True))
         ranked = ev.decide(
             values,
-            probs,
+            dict(zip(AREAS, raw[i].tolist(), strict=True)),
             judged,
             runs=test.runs[i] if test.runs else 1,
             steady_min=test.steady_min[i] if test.steady_min else 0.0,
             support=support,
         )
-        tops[i] = AREAS.index(ranked[0].area)
-    return tops
+        for d in ranked:
+            probs[i, AREAS.index(d.area)] = d.probability
+            stands[i, AREAS.index(d.area)] = d.stands_out
+        if ranked:
+            tops[i] = AREAS.index(ranked[0].area)
+    return probs, stands, tops
 
 
 def key_z_proba(test: TrainingSet) -> FloatArray:
@@ -793,7 +775,8 @@ def evaluate(
     four areas can all be judged: the first-ranked area against the area with the largest
     latent deficit (``top1_accuracy``, ``top1_accuracy_with_limiter``) and, on athletes with
     exactly one limiter, against that limiter (``top1_one_clear``). ``false_flag_rate``: the
-    share of limiter-free athletes with any area at or above the stand-out probability.
+    share of limiter-free athletes with any area standing out (analyze's rule for the model;
+    P ≥ STAND_OUT_P for the baselines).
     ``extreme_below_0_2``: (athlete, area) pairs whose key metric is beyond the 97.5th
     percentile yet got P < 0.2.
     """
@@ -814,19 +797,22 @@ def evaluate(
         values = dict(zip(MODEL_FEATURES, test.X[i].tolist(), strict=True))
         for k, area in enumerate(AREAS):
             extreme[i, k] = not np.isnan(test.Y[i, k]) and ev.key_extreme(area, values)
-    raw = limiter_proba(pipeline, test.X)
-    scorers: dict[str, tuple[FloatArray, Any]] = {
-        "model": (analysed_proba(pipeline, test, support), _ranked_top(test, support, raw)),
-        "baseline": (limiter_proba(baseline, test.X), None),
-        "key_z": (key_z_proba(test), None),
+    model_probs, model_stands, model_tops = analysed(pipeline, test, support)
+    scorers: dict[str, tuple[FloatArray, Any, Any]] = {
+        "model": (model_probs, model_tops, model_stands),
+        "baseline": (limiter_proba(baseline, test.X), None, None),
+        "key_z": (key_z_proba(test), None, None),
     }
-    for name, (probs, tops) in scorers.items():
+    for name, (probs, tops, stands) in scorers.items():
         per_area = {area: _area_metrics(test.Y[:, k], probs[:, k]) for k, area in enumerate(AREAS)}
         masked = np.where(np.isnan(test.Y), -np.inf, probs)
         pick = tops if tops is not None else np.argmax(masked, axis=1)
         hit = pick == truth if len(truth) else np.zeros(0, dtype=bool)
         clear_hit = pick == clear_truth
-        flagged = (np.where(np.isnan(test.Y), 0.0, probs) >= ev.STAND_OUT_P).any(axis=1)
+        # A flag: what analyze calls "stands out"; for the baselines, P >= STAND_OUT_P.
+        if stands is None:
+            stands = np.where(np.isnan(test.Y), 0.0, probs) >= ev.STAND_OUT_P
+        flagged = stands.any(axis=1)
         out[name] = {
             "areas": per_area,
             "top1_accuracy": float(hit[full].mean()) if full.any() else None,
