@@ -97,6 +97,15 @@ class Signal:
     label: str  # plain words for runner-facing text
 
 
+#: Balance widening late in a run speaks for both posture/hip and strength balance (domain.md §4).
+_BALANCE_DRIFT = Signal(
+    "balance_drift_pts",
+    1,
+    0.3,
+    "assumption: the 0.3 points the evidence calls a widening",
+    "late-run widening of left/right balance",
+)
+
 #: Signals per area (domain.md §4), in the order of :data:`planner.features.AREA_FEATURES`;
 #: the first one is the area's key metric (:data:`planner.limiters.KEY_METRICS`).
 SIGNALS: dict[str, tuple[Signal, ...]] = {
@@ -161,13 +170,7 @@ SIGNALS: dict[str, tuple[Signal, ...]] = {
             "assumption: the 3 ms the evidence calls a late-run rise",
             "late-run rise of ground contact time",
         ),
-        Signal(
-            "balance_drift_pts",
-            1,
-            0.3,
-            "assumption: the 0.3 points the evidence calls a widening",
-            "late-run widening of left/right balance",
-        ),
+        _BALANCE_DRIFT,
         Signal(
             "form_power_ratio",
             1,
@@ -184,13 +187,7 @@ SIGNALS: dict[str, tuple[Signal, ...]] = {
             "Garmin Enduro 3 manual via reference.BALANCE_SD_PTS (two-sided)",
             "left/right ground contact balance",
         ),
-        Signal(
-            "balance_drift_pts",
-            1,
-            0.3,
-            "assumption: the 0.3 points the evidence calls a widening",
-            "late-run widening of left/right balance",
-        ),
+        _BALANCE_DRIFT,
         Signal(
             "balance_speed_slope",
             1,
