@@ -50,7 +50,7 @@ def _analysis(push: float = 20.0) -> Analysis:
         limiters=(
             LimiterEstimate(
                 "push",
-                0.71,
+                0.78,
                 1,
                 (
                     "Ground contact 281 ms at 4:30/km — 14 ms longer than expected for your "
@@ -65,7 +65,7 @@ def _analysis(push: float = 20.0) -> Analysis:
             ),
             LimiterEstimate(
                 "strength_balance",
-                0.55,
+                0.52,
                 2,
                 (
                     "GCT balance 52.4 % L on flat ground over your last 6 runs — outside the "
