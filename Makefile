@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/import_speed.py
 	$(BIN)/python bench/stream_storage.py
 	$(BIN)/python bench/analyze_speed.py
+	$(BIN)/python bench/track_parse.py
 
 # Accuracy, not speed: the limiter model on generators it was not trained on (docs/model.md).
 bench-limiters: $(STAMP)

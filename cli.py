@@ -16,13 +16,14 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
-from planner.errors import StridewiseError
+from planner.errors import InvalidValueError, StridewiseError
+from planner.services.choices import AREAS, PLAN_FORMATS
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -55,6 +56,37 @@ def _print_json(value: Any) -> None:
 def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     click.echo(f"stridewise: error: {message}", err=True)
     sys.exit(code)
+
+
+def _since_date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
+    """Every --since takes the same format: a date (2026-01-31) or an ISO date-time, UTC."""
+    if value is None:
+        return None
+    try:
+        day = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date like 2026-01-31") from None
+    return day if day.tzinfo else day.replace(tzinfo=UTC)
+
+
+def _iso_week(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
+    """Every --week is an ISO week such as 2026-W49, checked here (exit 2 when it is not)."""
+    from planner.services.weekly import parse_week
+
+    if value is None:
+        return None
+    try:
+        return parse_week(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _since_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option("--since", callback=_since_date, metavar="DATE", help=help_text)
+
+
+def _week_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option("--week", callback=_iso_week, metavar="YYYY-Www", help=help_text)
 
 
 @click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
@@ -95,7 +127,7 @@ def import_(
     workers: int | None,
     decoder: str,
 ) -> None:
-    """Import FIT files, .fit.gz, folders, and Strava or Garmin export zips."""
+    """Import FIT, GPX and TCX files (also gzipped), folders, and Strava or Garmin export zips."""
     from planner.services.workers import likely_batch, warm_up
 
     if workers != 1 and likely_batch(paths):
@@ -118,7 +150,7 @@ def import_(
         if summary.not_activity:
             notes.append(f"{len(summary.not_activity)} not activity files")
         if summary.unsupported:
-            notes.append(f"{len(summary.unsupported)} GPX/TCX skipped")
+            notes.append(f"{len(summary.unsupported)} not imported (unsupported)")
         extra = f" ({'; '.join(notes)})" if notes else ""
         click.echo(
             f"imported {len(summary.imported)}, replaced {len(summary.replaced)} by a richer copy,"
@@ -357,11 +389,7 @@ class _GarminProgress:
 
 
 @sync.command("garmin")
-@click.option(
-    "--since",
-    type=click.DateTime(formats=["%Y-%m-%d"]),
-    help="List activities from this date (YYYY-MM-DD) instead of from the last sync.",
-)
+@_since_option("List activities from this date (YYYY-MM-DD) instead of from the last sync.")
 @click.option("--athlete", "athlete_id", help="File the activities under this athlete.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @pass_ctx
@@ -440,7 +468,10 @@ def strava_connect(no_browser: bool, athlete_id: str | None) -> None:
 @strava.command("disconnect")
 @click.option("--athlete", "athlete_id", help="Disconnect the Strava account of this athlete.")
 def strava_disconnect(athlete_id: str | None) -> None:
-    """Withdraw stridewise's access at Strava and delete the stored tokens."""
+    """Revoke stridewise's access at Strava and delete the stored tokens.
+
+    The tokens are deleted whatever Strava answers; the output says whether Strava confirmed.
+    """
     from planner.services.accounts import disconnect_strava
 
     result = disconnect_strava(athlete_id)
@@ -448,8 +479,14 @@ def strava_disconnect(athlete_id: str | None) -> None:
         click.echo("Strava is not connected; nothing to do")
         return
     if result.warning:
-        click.echo(f"warning: {result.warning}", err=True)
-    click.echo("disconnected from Strava; stored tokens deleted")
+        click.echo(
+            f"warning: Strava did not confirm: {result.warning}; revoke access yourself at"
+            " https://www.strava.com/settings/apps",
+            err=True,
+        )
+        click.echo("stored tokens deleted; Strava's authorisation may still be active")
+    else:
+        click.echo("Strava revoked stridewise's access; stored tokens deleted")
 
 
 class _StravaProgress:
@@ -477,11 +514,9 @@ class _StravaProgress:
 
 
 @sync.command("strava")
-@click.option(
-    "--since",
-    type=click.DateTime(formats=["%Y-%m-%d"]),
-    help="Fetch activities from this date (YYYY-MM-DD, UTC) instead of from where the"
-    " last sync stopped (first sync: the last 365 days).",
+@_since_option(
+    "Fetch activities from this date (YYYY-MM-DD, UTC) instead of from where the"
+    " last sync stopped (first sync: the last 365 days)."
 )
 @click.option("--athlete", "athlete_id", help="File the activities under this athlete.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
@@ -495,20 +530,24 @@ def sync_strava_cmd(
     it stopped before Strava's rate limit (the output says when the limit resets) or some
     activities failed; exit 1 when Strava refused the authorisation or stayed unreachable.
     """
-    from datetime import UTC
-
     from planner.services.strava_sync import sync_strava
 
     with ctx.store() as store, _StravaProgress() as tick:
         summary = sync_strava(
             store,
             athlete_id,
-            since=since.replace(tzinfo=UTC) if since is not None else None,
+            since=since,
             progress=tick,
         )
     if as_json:
         _print_json(summary.as_json())
     else:
+        if summary.api_fallback:
+            click.echo(
+                f"note: Strava's new API address ({summary.api_fallback}) did not answer;"
+                " the old one was used",
+                err=True,
+            )
         for ref, reason in summary.failed:
             click.echo(f"failed: strava activity {ref}: {reason}", err=True)
         click.echo(
@@ -551,7 +590,8 @@ def _athlete_options(adding: bool) -> Callable[[Callable[..., Any]], Callable[..
         click.option("--long-run-day", help="Usual long-run day ('none' clears)."),
         click.option("--quality-days", help="Usual hard-run days, e.g. tue,thu ('none' clears)."),
         click.option(
-            "--sources", help="Where the data comes from: fit,garmin,strava ('none' clears)."
+            "--sources",
+            help="Where the data comes from: fit,garmin,strava,gpx,tcx ('none' clears).",
         ),
     ]
 
@@ -676,7 +716,7 @@ def athlete_remove(ctx: _Context, athlete_id: str) -> None:
     multiple=True,
     help="Only this athlete (repeatable; default: everyone with an e-mail address).",
 )
-@click.option("--week", help="Send this ISO week (e.g. 2026-W49) now instead of the one due.")
+@_week_option("Send this ISO week (e.g. 2026-W49) now instead of the one due.")
 @click.option("--dry-run", is_flag=True, help="Write each message as an .eml file; send nothing.")
 @click.option("--resend", is_flag=True, help="Send again even if the week was (maybe) sent.")
 @click.option(
@@ -694,7 +734,7 @@ def athlete_remove(ctx: _Context, athlete_id: str) -> None:
 def send_weekly_cmd(
     ctx: _Context,
     athlete_ids: tuple[str, ...],
-    week: str | None,
+    week: Any,
     dry_run: bool,
     resend: bool,
     out_dir: Path | None,
@@ -747,32 +787,13 @@ def send_weekly_cmd(
 # -- weekly plan (docs/plans.md) -----------------------------------------------------------
 
 
-def _iso_week(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
-    from planner.services.weekly import parse_week
-
-    if value is None:
-        return None
-    try:
-        return parse_week(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-_week_option = click.option(
-    "--week",
-    callback=_iso_week,
-    metavar="YYYY-Www",
-    help="ISO week, e.g. 2026-W49 (default: next week in the athlete's timezone).",
-)
-
-
 @cli.command("plan")
 @click.option("--athlete", "athlete_id", help="Plan for this athlete (default: 'me').")
-@_week_option
+@_week_option("ISO week, e.g. 2026-W49 (default: next week in the athlete's timezone).")
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["html", "text", "md", "ics", "fit", "json"]),
+    type=click.Choice(PLAN_FORMATS),
     default="text",
     show_default=True,
     help="What to write.",
@@ -800,24 +821,12 @@ def plan(ctx: _Context, athlete_id: str | None, week: Any, fmt: str, out_dir: Pa
 
 # -- mechanics analysis and the limiter model (docs/model.md) -------------------------------
 
-_AREA_CHOICE = click.Choice(["push", "swing", "posture_hip", "strength_balance"])
-
-
-def _since_date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
-    if value is None:
-        return None
-    try:
-        day = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date like 2026-01-31") from None
-    from datetime import UTC
-
-    return day if day.tzinfo else day.replace(tzinfo=UTC)
+_AREA_CHOICE = click.Choice([str(area) for area in AREAS])  # values, not enum names
 
 
 @cli.command("analyze")
 @click.option("--athlete", "athlete_id", help="Analyse this athlete (default: 'me').")
-@click.option("--since", callback=_since_date, metavar="DATE", help="Only runs from this date.")
+@_since_option("Only runs from this date (YYYY-MM-DD, UTC).")
 @click.option("--last", type=click.IntRange(min=1), metavar="N", help="Only the last N runs.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option(
@@ -908,7 +917,7 @@ def label(
     with ctx.store() as store:
         labels = set_coach_labels(store, athlete_id, limiters=limiters, not_limiters=not_limiters)
     if as_json:
-        _print_json({"athlete": athlete_id, "labels": labels})
+        _print_json({"athlete_id": athlete_id, "athlete": athlete_id, "labels": labels})
         return
     shown = ", ".join(f"{a}={'limiter' if v else 'not'}" for a, v in sorted(labels.items()))
     click.echo(f"{athlete_id}: {shown}")
@@ -921,18 +930,28 @@ def model() -> None:
 
 @model.command("train")
 @click.option(
-    "--output",
+    "--out",
+    "output",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Write the model here (default: $STRIDEWISE_HOME/models).",
+    help="Write the model into this folder (default: $STRIDEWISE_HOME/models).",
+)
+@click.option(  # the old spelling, kept working (CHANGELOG: renamed to --out)
+    "--output", "output_old", type=click.Path(file_okay=False, path_type=Path), hidden=True
 )
 @click.option("--athletes", type=click.IntRange(min=20), help="Simulated athletes (default 700).")
 @click.option("--seed", type=int, help="Seed of the simulated cohort.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_ctx
 def model_train(
-    ctx: _Context, output: Path | None, athletes: int | None, seed: int | None, as_json: bool
+    ctx: _Context,
+    output: Path | None,
+    output_old: Path | None,
+    athletes: int | None,
+    seed: int | None,
+    as_json: bool,
 ) -> None:
     """Train on the simulated cohort plus coach-labelled athletes (seeded, reproducible)."""
+    output = output or output_old
     from planner.services.analysis import train_model
 
     with ctx.store() as store:
@@ -1039,7 +1058,7 @@ def _show_push(summary: Any) -> None:
     click.echo(f"{summary.athlete_id} {summary.week} (plan revision {summary.revision}): {shown}")
 
 
-def _garmin_weekly(store: Any, athlete_ids: tuple[str, ...], week: str | None, dry: bool) -> Any:
+def _garmin_weekly(store: Any, athlete_ids: tuple[str, ...], week: Any, dry: bool) -> Any:
     from planner.services.garmin_push import push_weekly
 
     return push_weekly(store, athlete_ids=athlete_ids, week=week, dry_run=dry)
@@ -1058,7 +1077,7 @@ def _show_weekly_push(pushed: Any) -> None:
 
 @garmin.command("push-plan")
 @click.option("--athlete", "athlete_id", help="Whose plan (default: 'me').")
-@_week_option
+@_week_option("ISO week, e.g. 2026-W49 (default: next week in the athlete's timezone).")
 @click.option("--dry-run", is_flag=True, help="Print the JSON that would be sent; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @pass_ctx
@@ -1097,6 +1116,10 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    except InvalidValueError as exc:
+        # A bad option value is a usage error (exit 2) whichever layer noticed it; the library
+        # names its field, the command line names the option.
+        _fail(f"--{exc.field.replace('_', '-')} {exc.value!r}: {exc.hint}", EXIT_USAGE)
     except StridewiseError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:

@@ -1,4 +1,4 @@
-"""What runners actually have: FIT files, folders, ``.fit.gz``, and account-export zips.
+"""What runners actually have: FIT, GPX and TCX files (also gzipped), folders, export zips.
 
 :func:`expand` turns the paths a user names into a flat list of sources to decode, reading
 nothing but directory entries and zip directories. Zip members are read in memory when a
@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO, cast
+from typing import IO, Literal, cast
 
 from planner.errors import ArchiveError
 
@@ -47,19 +47,33 @@ class Limits:
     max_depth: int = 3  # Garmin nests zips one level; more is suspicious
 
 
+TrackKind = Literal["gpx", "tcx"]
+FileKind = Literal["fit", "gpx", "tcx"]
+
+
+def file_kind(name: str) -> FileKind | None:
+    """What a file name says it holds (``.gz`` of it too), or None for anything else."""
+    lower = name.lower().removesuffix(".gz")
+    kinds: tuple[FileKind, ...] = ("fit", "gpx", "tcx")
+    return next((kind for kind in kinds if lower.endswith("." + kind)), None)
+
+
 @dataclass(frozen=True, slots=True)
-class Source:
-    """One FIT payload to decode: ``open()`` returns its (decompressed) bytes."""
+class ImportFile:
+    """One payload to decode: ``open()`` returns its (decompressed) bytes, ``kind`` says
+    which decoder reads it."""
 
     display: str
     size: int
     open: Callable[[], bytes]
     hints: Hints = field(default_factory=Hints)
+    kind: FileKind = "fit"
 
 
 @dataclass(frozen=True, slots=True)
 class Unsupported:
-    """A file we recognise but do not import (GPX, TCX), counted in the summary."""
+    """A file we recognise but do not import, counted in the summary (none since GPX and
+    TCX are imported; the summary keeps its ``unsupported`` key)."""
 
     display: str
     reason: str
@@ -73,10 +87,9 @@ class Unreadable:
     reason: str
 
 
-Item = Source | Unsupported | Unreadable
+Item = ImportFile | Unsupported | Unreadable
 
 _SPOOL_IN_MEMORY_BYTES = 64 * 1024 * 1024
-_OTHER_TRACKS = (".gpx", ".tcx", ".gpx.gz", ".tcx.gz")
 
 # Strava's account export names these activity types for runs (activities.csv, "Activity Type").
 _STRAVA_RUN_TYPES = {"run", "trail run", "virtual run", "treadmill run"}
@@ -114,14 +127,13 @@ def _expand_path(path: Path, limits: Limits, *, explicit: bool) -> Iterator[Item
             yield Unreadable(display, exc.strerror or str(exc))
             return
         yield from _expand_zip(handle, display, limits, depth=1)
-    elif name.endswith(".fit"):
-        yield Source(display, size, _file_reader(path))
-    elif name.endswith(".fit.gz"):
-        yield Source(display, size, _gzip_file_reader(path, limits))
-    elif name.endswith(_OTHER_TRACKS):
-        yield Unsupported(display, "GPX/TCX files are not imported (no running dynamics)")
+    elif (kind := file_kind(name)) is not None:
+        reader = _gzip_file_reader(path, limits) if name.endswith(".gz") else _file_reader(path)
+        yield ImportFile(display, size, reader, kind=kind)
     elif explicit:
-        yield Unreadable(display, "not a FIT file, .fit.gz, folder or zip archive")
+        yield Unreadable(
+            display, "not a FIT, GPX or TCX file (or one gzipped), folder or zip archive"
+        )
 
 
 def _file_reader(path: Path) -> Callable[[], bytes]:
@@ -192,13 +204,10 @@ def _expand_zip(fileobj: IO[bytes], display: str, limits: Limits, depth: int) ->
                 yield Unreadable(inner, str(exc).split(": ", 1)[-1])
                 continue
             yield from _expand_zip(nested, inner, limits, depth + 1)
-        elif lower.endswith((".fit", ".fit.gz")):
+        elif (kind := file_kind(lower)) is not None:
             hints = strava.get(member.filename, Hints())
-            yield Source(
-                inner, member.file_size, _member_reader(archive, member, inner, limits), hints
-            )
-        elif lower.endswith(_OTHER_TRACKS):
-            yield Unsupported(inner, "GPX/TCX files are not imported (no running dynamics)")
+            reader = _member_reader(archive, member, inner, limits)
+            yield ImportFile(inner, member.file_size, reader, hints, kind)
 
 
 def _read_member(

@@ -10,8 +10,12 @@ translated here into :class:`AuthError` (401/403: connect again), :class:`RateLi
 
 Advanced settings (for proxies and end-to-end checks):
 
+* API calls go to ``https://www.strava.com/api/v3`` until 4 January 2027, then to
+  ``https://api-v3.strava.com`` (falling back to the old base while the new one does not
+  answer, until 1 June 2027); OAuth stays on ``www.strava.com`` (:mod:`connectors.strava_hosts`);
 * ``STRIDEWISE_STRAVA_API=host:port`` sends every Strava call, OAuth and API, to that host
-  over HTTPS (stravalib's ``protocol.server``);
+  over HTTPS (an ``https://`` URL is taken as the API base as written);
+  ``STRIDEWISE_STRAVA_OAUTH=host:port`` sends OAuth calls to another host;
 * ``STRIDEWISE_STRAVA_CA=FILE`` trusts that CA bundle for it (and ignores ``REQUESTS_CA_BUNDLE``
   and proxy variables, which would otherwise override the bundle silently);
 * ``STRIDEWISE_STRAVA_CLIENT_ID`` / ``STRIDEWISE_STRAVA_CLIENT_SECRET`` supply the API
@@ -47,6 +51,13 @@ from stravalib.client import Client
 from stravalib.protocol import Scope
 from stravalib.util.limiter import RateLimiter
 
+from connectors.strava_hosts import (
+    API_ENV,
+    OAUTH_ENV,
+    StravaHosts,
+    api_bases,
+    hosts_from_env,
+)
 from connectors.tokens import Tokens, TokenStore, open_token_store
 from planner.errors import (
     AuthError,
@@ -66,7 +77,6 @@ from planner.schema import (
 )
 from planner.store.config import load_config
 
-API_ENV = "STRIDEWISE_STRAVA_API"
 CA_ENV = "STRIDEWISE_STRAVA_CA"
 CLIENT_ID_ENV = "STRIDEWISE_STRAVA_CLIENT_ID"
 CLIENT_SECRET_ENV = "STRIDEWISE_STRAVA_CLIENT_SECRET"
@@ -143,11 +153,16 @@ class StravaUnavailableError(ServiceError):
 
 
 class _TransientError(Exception):
-    """A failure worth retrying (5xx, dropped connection, timeout); never leaves this module."""
+    """A failure worth retrying (5xx, dropped connection, timeout); never leaves this module.
 
-    def __init__(self, message: str):
+    ``no_answer``: no HTTP answer at all (refused, unreachable, dropped), which is what makes
+    the new API host fall back to the old one during the transition.
+    """
+
+    def __init__(self, message: str, *, no_answer: bool = False):
         super().__init__(message)
         self.message = message
+        self.no_answer = no_answer
 
 
 # -- application credentials -------------------------------------------------------------------
@@ -449,7 +464,9 @@ class StravaConnector:
     """Strava for one stridewise athlete: OAuth, listing, streams; tokens kept fresh and saved.
 
     ``sleep`` and ``clock`` are injectable so retries and token expiry are testable without
-    waiting; ``session`` lets a caller supply its own HTTP session.
+    waiting; ``session`` lets a caller supply its own HTTP session. ``hosts`` (default: the
+    environment, else Strava's own) and ``now`` (default: ``clock``) choose the API base once,
+    at construction (:func:`connectors.strava_hosts.api_bases`).
     """
 
     def __init__(
@@ -458,7 +475,8 @@ class StravaConnector:
         *,
         token_store: TokenStore | None = None,
         credentials: AppCredentials | None = None,
-        server: str | None = None,
+        hosts: StravaHosts | None = None,
+        now: datetime | None = None,
         ca_file: str | None = None,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -470,7 +488,11 @@ class StravaConnector:
         self.athlete_key = athlete_key
         self.tokens_store = token_store if token_store is not None else open_token_store()
         self._credentials = credentials
-        self.server = server if server is not None else (os.environ.get(API_ENV) or None)
+        self.hosts = hosts if hosts is not None else hosts_from_env(os.environ)
+        when = now if now is not None else datetime.fromtimestamp(clock(), UTC)
+        self.api_bases = list(api_bases(self.hosts, when))
+        #: Set when the new API host did not answer and the old one was used instead.
+        self.fell_back_from: str | None = None
         ca = ca_file if ca_file is not None else (os.environ.get(CA_ENV) or None)
         self.sleep = sleep
         self.clock = clock
@@ -489,8 +511,13 @@ class StravaConnector:
         # own refresh would rotate the token without telling us, losing it.
         self.client.protocol.client_id = None
         self.client.protocol.client_secret = None
-        if self.server:
-            self.client.protocol.server = self.server
+        # stravalib builds OAuth URLs from `server` (authorize, token) and API URLs from
+        # `server` + `api_base` only for relative paths; our API calls pass absolute URLs
+        # (_api_url), so `server` can be the OAuth host while the API moves.
+        self.client.protocol.server = self.hosts.oauth
+
+    def _api_url(self, path: str) -> str:
+        return self.api_bases[0] + path
 
     # -- credentials and tokens ------------------------------------------------------------
 
@@ -589,29 +616,44 @@ class StravaConnector:
         )
 
     def disconnect(self) -> str | None:
-        """Deauthorise at Strava and delete the stored tokens.
+        """Revoke the authorisation at Strava (``oauth/revoke``) and delete the stored tokens.
 
-        Returns None when Strava confirmed, else why it could not be asked (the local tokens
-        are deleted either way, so nothing secret stays behind).
+        Returns None when Strava confirmed, else why it could not be asked or refused (the
+        local tokens are deleted either way, so nothing secret stays behind).
         """
-        self.tokens()
+        tokens = self.tokens()
         problem: str | None = None
         try:
-            self.ensure_fresh()
-            url = f"https://{self.client.protocol.server}/oauth/deauthorize"
-            token = self.tokens().access_token
+            creds = self.credentials
             self._call(
-                "deauthorising at Strava",
-                lambda: self.client.protocol.post(url, data={"access_token": token}),
+                "revoking stridewise's access at Strava",
+                lambda: self._revoke(creds, tokens.refresh_token),
                 oauth=True,
             )
+        except ConfigError as exc:
+            problem = f"{exc}; Strava was not asked to revoke access"
         except AuthError:
-            problem = "Strava no longer accepted the authorisation (already revoked)"
+            problem = "Strava refused the API application's credentials (HTTP 4xx)"
         except (ServiceError, RateLimitedError) as exc:
-            problem = f"{exc}; revoke access at https://www.strava.com/settings/apps"
+            problem = str(exc)
         self.tokens_store.delete(self.athlete_key)
         self._tokens = None
         return problem
+
+    def _revoke(self, creds: AppCredentials, refresh_token: str) -> None:
+        """POST ``oauth/revoke`` (RFC 7009): client credentials by HTTP Basic, the token in
+        the form body. Revoking the refresh token revokes its access tokens too (Strava's
+        authentication docs, via stravalib/stravalib#738), and the access token then never
+        leaves the ``Authorization: Bearer`` header of API calls. stravalib 2.6.0 has no
+        revoke call and would add its own bearer header, so the request goes through the
+        client's session directly."""
+        response = self.client.protocol.rsession.post(
+            f"https://{self.hosts.oauth}/oauth/revoke",
+            data={"token": refresh_token, "token_type_hint": "refresh_token"},
+            auth=(str(creds.client_id), creds.client_secret),
+        )
+        if response.status_code >= 400:
+            raise strava_exc.Fault(f"HTTP {response.status_code}", response=response)
 
     # -- API -------------------------------------------------------------------------------
 
@@ -621,8 +663,12 @@ class StravaConnector:
         raw = self._call(
             "listing Strava activities",
             lambda: self.client.protocol.get(
-                "/athlete/activities", after=after_epoch, page=page, per_page=per_page
+                self._api_url("/athlete/activities"),
+                after=after_epoch,
+                page=page,
+                per_page=per_page,
             ),
+            api=True,
         )
         if not isinstance(raw, list):
             raise ServiceError("listing Strava activities: unexpected answer (not a list)")
@@ -639,10 +685,11 @@ class StravaConnector:
             raw = self._call(
                 f"fetching streams of Strava activity {activity_id}",
                 lambda: self.client.protocol.get(
-                    f"/activities/{activity_id}/streams",
+                    self._api_url(f"/activities/{activity_id}/streams"),
                     keys=",".join(STREAM_TYPES),
                     key_by_type=True,
                 ),
+                api=True,
             )
         except NotFoundError:
             raw = {}  # manual activities have no streams
@@ -674,8 +721,13 @@ class StravaConnector:
             reset_at=reset,
         )
 
-    def _call(self, what: str, fn: Callable[[], T], *, oauth: bool = False) -> T:
-        """Run one stravalib call: budget check, token refresh, retries, error translation."""
+    def _call(self, what: str, fn: Callable[[], T], *, oauth: bool = False, api: bool = False) -> T:
+        """Run one stravalib call: budget check, token refresh, retries, error translation.
+
+        ``api``: ``fn`` builds its URL from :meth:`_api_url`, so when the preferred API base
+        does not answer and a fallback is allowed (:func:`~connectors.strava_hosts.api_bases`)
+        the call is repeated at once against the next base, for the rest of this run.
+        """
         attempt = 0
         while True:
             if not oauth:
@@ -686,6 +738,14 @@ class StravaConnector:
                 return fn()
             except Exception as error:
                 translated = self._translate(error, what, oauth=oauth)
+            if (
+                api
+                and isinstance(translated, _TransientError)
+                and translated.no_answer
+                and len(self.api_bases) > 1
+            ):
+                self.fell_back_from = self.api_bases.pop(0)
+                continue
             if isinstance(translated, _TransientError) and attempt < self.retries:
                 self.sleep(self.backoff_s * 2**attempt)
                 attempt += 1
@@ -706,13 +766,13 @@ class StravaConnector:
             return self._translate_status(error, what, oauth=oauth)
         if isinstance(error, requests.exceptions.SSLError):
             return ServiceError(
-                f"{what}: TLS verification failed (check {CA_ENV} if you use {API_ENV})"
+                f"{what}: TLS verification failed (check {CA_ENV} if you use {API_ENV}"
+                f" or {OAUTH_ENV})"
             )
+        if isinstance(error, requests.exceptions.ConnectionError):
+            return _TransientError(f"connection failed ({type(error).__name__})", no_answer=True)
         if isinstance(
-            error,
-            requests.exceptions.ConnectionError
-            | requests.exceptions.Timeout
-            | requests.exceptions.ChunkedEncodingError,
+            error, requests.exceptions.Timeout | requests.exceptions.ChunkedEncodingError
         ):
             return _TransientError(f"connection failed ({type(error).__name__})")
         if isinstance(error, requests.exceptions.RequestException):

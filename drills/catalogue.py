@@ -34,8 +34,8 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from drills import builtin_catalogue_path
 from planner.errors import CatalogueError, NotFoundError
+from planner.records import AREAS, Area
 
 __all__ = [
     "AREAS",
@@ -58,25 +58,6 @@ __all__ = [
 
 ENTRY_POINT_GROUP: Final = "stridewise.catalogues"
 PRACTITIONER: Final = "practitioner"
-
-
-class Area(StrEnum):
-    """A mechanical area a drill trains; ``general`` is warm-up and mobility work."""
-
-    PUSH = "push"
-    SWING = "swing"
-    POSTURE_HIP = "posture_hip"
-    STRENGTH_BALANCE = "strength_balance"
-    GENERAL = "general"
-
-
-#: The four limiter areas the model ranks (domain.md section 4); ``general`` is not a limiter.
-AREAS: Final[tuple[Area, ...]] = (
-    Area.PUSH,
-    Area.SWING,
-    Area.POSTURE_HIP,
-    Area.STRENGTH_BALANCE,
-)
 
 
 class Kind(StrEnum):
@@ -505,9 +486,26 @@ def load_catalogue_file(path: str | os.PathLike[str]) -> list[Drill]:
         raise CatalogueError(_describe(errors[0], raw, path) + more) from exc
 
 
-def _plugin_paths() -> list[Path]:
-    """Call every ``stridewise.catalogues`` entry point; each returns a file or folder path."""
-    return [_plugin_path(entry_point) for entry_point in entry_points(group=ENTRY_POINT_GROUP)]
+#: The entry point under which stridewise registers its own catalogue (``pyproject.toml``).
+BUILTIN_ENTRY_POINT: Final = "builtin"
+
+
+def _registered_paths(*, include_plugins: bool) -> list[Path]:
+    """Call the ``stridewise.catalogues`` entry points, the built-in one first.
+
+    The built-in catalogue is found through its entry point like any plugin (one door for
+    both); each entry point returns a file or folder path.
+    """
+    found = sorted(
+        entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name != BUILTIN_ENTRY_POINT
+    )
+    if not found or found[0].name != BUILTIN_ENTRY_POINT:
+        raise CatalogueError(
+            f"no {BUILTIN_ENTRY_POINT!r} entry point in {ENTRY_POINT_GROUP!r}: stridewise is not"
+            " installed (pip install -e . in a checkout)"
+        )
+    chosen = found if include_plugins else found[:1]
+    return [_plugin_path(entry_point) for entry_point in chosen]
 
 
 def _plugin_path(entry_point: EntryPoint) -> Path:
@@ -581,13 +579,11 @@ def load_catalogue(
 
     Notes
     -----
-    The built-in files are found through :mod:`importlib.resources`, so they load from an
-    installed wheel. The project registers them as an entry point too, like any plugin; files
-    are deduplicated by resolved path so they are read once.
+    Every catalogue, the built-in one included, is discovered through the entry-point group
+    (the built-in hook finds its files with :mod:`importlib.resources`, so they load from an
+    installed wheel); files are deduplicated by resolved path so they are read once.
     """
-    sources = [builtin_catalogue_path()]
-    if include_plugins:
-        sources += _plugin_paths()
+    sources = _registered_paths(include_plugins=include_plugins)
     sources += [Path(path) for path in paths or ()]
 
     files: dict[Path, Path] = {}  # resolved -> as given, first occurrence wins, order kept

@@ -19,6 +19,20 @@ class ConfigError(StridewiseError):
     """Settings, paths or options that cannot work as given."""
 
 
+class InvalidValueError(ConfigError):
+    """One setting's value is not allowed; ``field`` names the setting, never a command flag.
+
+    A face translates ``field`` into its own words: the CLI into its option (and exit code 2,
+    like any other bad option value), the web server into its form field.
+    """
+
+    def __init__(self, field: str, value: object, hint: str):
+        super().__init__(f"{field.replace('_', ' ')} {value!r}: {hint}")
+        self.field = field
+        self.value = value
+        self.hint = hint
+
+
 class NotFoundError(StridewiseError):
     """A named athlete, activity, plan or file does not exist."""
 
@@ -49,6 +63,15 @@ class FitImportError(StridewiseError):
         self.path = path
         self.reason = reason
         self.offset = offset
+
+
+class TrackImportError(StridewiseError):
+    """One GPX or TCX file could not be read; the batch goes on without it."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
 
 
 class ArchiveError(StridewiseError):

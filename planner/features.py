@@ -169,13 +169,6 @@ RUN_SCALARS: tuple[str, ...] = (
     "vo_drift_mm",
     "balance_drift_pts",
 )
-DRIFT_SCALARS: tuple[str, ...] = (
-    "cadence_drift_spm",
-    "gct_drift_ms",
-    "vo_drift_mm",
-    "balance_drift_pts",
-    "hr_decoupling_pct",
-)
 
 
 @dataclass(frozen=True, slots=True)

@@ -911,8 +911,3 @@ def _bootstrap(
             aucs.append(float(roc_auc_score(yy, pp)))
     auc = [float(np.quantile(aucs, 0.05)), float(np.quantile(aucs, 0.95))] if aucs else None
     return auc, [float(np.quantile(briers, 0.05)), float(np.quantile(briers, 0.95))]
-
-
-def nan_to_none(value: float | None) -> float | None:
-    """JSON-friendly float."""
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value

@@ -22,15 +22,6 @@ PLAN_FORMAT_VERSION: Final = 1
 
 #: What a block is aimed at: one of the limiter areas, or ``general`` (warm-up, mobility, and
 #: work for areas the data cannot judge).
-GENERAL: Final = "general"
-
-AREA_LABELS: Final[dict[str, str]] = {
-    "push": "Push",
-    "swing": "Swing",
-    "posture_hip": "Posture and hip",
-    "strength_balance": "Strength balance",
-    GENERAL: "General",
-}
 
 #: Plain words for the key metrics the analysis tracks (runner-facing text never shows keys).
 METRIC_LABELS: Final[dict[str, str]] = {

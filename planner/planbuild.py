@@ -44,8 +44,6 @@ from drills.catalogue import Catalogue, Contraindication, Drill, Equipment, Kind
 from planner.errors import ConfigError
 from planner.evidence import STAND_OUT_P
 from planner.plan import (
-    AREA_LABELS,
-    GENERAL,
     AreaEmphasis,
     IsoWeek,
     KeyMetric,
@@ -59,7 +57,15 @@ from planner.plan import (
     TrendPoint,
     metric_label,
 )
-from planner.records import AREAS, WEEKDAYS, Analysis, LimiterEstimate, Preferences
+from planner.records import (
+    AREA_LABELS,
+    AREAS,
+    GENERAL,
+    WEEKDAYS,
+    Analysis,
+    LimiterEstimate,
+    Preferences,
+)
 from planner.training import TrainingSummary
 
 LEVELS: Final = ("beginner", "intermediate", "advanced")

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
+
+from planner.errors import ConfigError
 
 if TYPE_CHECKING:  # imports never load pandas: frames are built only where they are wanted
     import pandas as pd
@@ -21,6 +23,8 @@ class Source(StrEnum):
     FIT = "fit"
     GARMIN = "garmin"
     STRAVA = "strava"
+    GPX = "gpx"  # a GPX track file (e.g. an older activity of a Strava export)
+    TCX = "tcx"  # a TCX file (idem)
 
 
 #: FIT ``sport`` values we analyse. Trail, treadmill, track and virtual runs are sub-sports of
@@ -28,9 +32,10 @@ class Source(StrEnum):
 RUNNING_SPORTS = frozenset({"running"})
 
 #: Sources ranked for the "richer copy wins" rule when their streams are equally rich: an
-#: original FIT file beats the same file fetched from Garmin Connect, which beats Strava's
-#: resampled streams (no running dynamics).
-SOURCE_RANK = {Source.FIT: 3, Source.GARMIN: 2, Source.STRAVA: 1}
+#: original FIT file beats the same file fetched from Garmin Connect, which beats a GPX or TCX
+#: track (the user's own file, but fewer fields and no device metadata), which beats Strava's
+#: resampled API streams (no running dynamics, and Strava's API terms apply to them).
+SOURCE_RANK = {Source.FIT: 4, Source.GARMIN: 3, Source.GPX: 2, Source.TCX: 2, Source.STRAVA: 1}
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,11 +138,50 @@ class Athlete:
     send_time: str = "07:00"
     preferences: dict[str, Any] = field(default_factory=dict)
 
+    def check_source(self, source: Source) -> None:
+        """Refuse data from ``source`` when the athlete's sources are set and leave it out."""
+        chosen = self.preferences.get("sources") or []
+        if chosen and source.value not in chosen:
+            raise ConfigError(
+                f"athlete {self.id} takes data only from {', '.join(chosen)};"
+                f" add {source.value} to their sources to sync it"
+            )
+
 
 # -- analysis → plan interface ----------------------------------------------------------------
 
+
+class Area(StrEnum):
+    """A mechanical area (domain.md §4); ``general`` is warm-up and mobility work, no limiter.
+
+    The one definition of the vocabulary: the model's outputs, the drill catalogue's schema,
+    the command line's choices and every label a runner reads come from here.
+    """
+
+    PUSH = "push"
+    SWING = "swing"
+    POSTURE_HIP = "posture_hip"
+    STRENGTH_BALANCE = "strength_balance"
+    GENERAL = "general"
+
+
 #: The mechanical areas the model judges (domain.md §4). Add one only with a source.
-AREAS: tuple[str, ...] = ("push", "swing", "posture_hip", "strength_balance")
+AREAS: tuple[str, ...] = (Area.PUSH, Area.SWING, Area.POSTURE_HIP, Area.STRENGTH_BALANCE)
+
+#: Work that trains no one area (warm-up, mobility): a plan focus, never a limiter.
+GENERAL: Final = Area.GENERAL
+
+#: The renderings of a weekly plan (``stridewise plan --format``, docs/plans.md).
+PLAN_FORMATS: tuple[str, ...] = ("html", "text", "md", "ics", "fit", "json")
+
+#: How every page, e-mail and chart names an area.
+AREA_LABELS: Final[dict[str, str]] = {
+    Area.PUSH: "Push",
+    Area.SWING: "Swing",
+    Area.POSTURE_HIP: "Posture and hip",
+    Area.STRENGTH_BALANCE: "Strength balance",
+    Area.GENERAL: "General",
+}
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 

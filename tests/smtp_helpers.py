@@ -295,7 +295,6 @@ class SamplePlan:
 
     html: str
     text: str
-    markdown: str
     ics: bytes
     fit_workouts: dict[str, bytes]
     chart_png: bytes | None
@@ -319,7 +318,6 @@ def sample_plan(name: str = "Zoë") -> SamplePlan:
             f'<img src="cid:{cid}" alt="limiter chart"><p>.leading dot line</p></body></html>'
         ),
         text=f"Week 49 for {name}\n\nPush first – calf work.\n.leading dot line\n",
-        markdown=f"# Week 49 for {name}\n",
         ics=sample_ics(),
         fit_workouts={"2026-W49-mon-push.fit": FIT_SAMPLE.read_bytes()},
         chart_png=tiny_png(),

@@ -3,14 +3,18 @@
 The unmodified stravalib talks real HTTPS to it: ``STRIDEWISE_STRAVA_API`` names its
 ``127.0.0.1:PORT`` and ``STRIDEWISE_STRAVA_CA`` its CA file (made with trustme). It serves the
 OAuth endpoints (authorize → redirect, token exchange and refresh with rotating refresh
-tokens, deauthorize) and the API paths the connector uses, checks the bearer token, counts
+tokens, revoke, and the retired deauthorize) and the API paths the connector uses, under
+``/api/v3`` (today's base) and at the root (the layout of ``api-v3.strava.com``), checks the
+bearer token, counts
 usage into Strava's ``X-RateLimit-*`` / ``X-ReadRateLimit-*`` headers (429 past the limit),
 and replays the recorded stravalib payloads. Faults (an HTTP status, or a dropped connection)
-are queued per path prefix; every request is logged so tests can count them.
+are queued per path prefix; every request is logged, headers and body included, so tests
+can count them and check where credentials travel.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import ssl
@@ -34,6 +38,7 @@ LIST_PATH = f"{API}/athlete/activities"
 STREAMS_PREFIX = f"{API}/activities/"
 TOKEN_PATH = "/oauth/token"
 DEAUTH_PATH = "/oauth/deauthorize"
+REVOKE_PATH = "/oauth/revoke"
 AUTHORIZE_PATH = "/oauth/authorize"
 
 CLIENT_ID = 4242
@@ -169,6 +174,9 @@ class Seen:
     query: dict[str, str]
     form: dict[str, str]
     authorization: str | None
+    target: str = ""  # the request line's target as sent: path and query string
+    headers: tuple[tuple[str, str], ...] = ()
+    body: str = ""
 
 
 class StravaServer:
@@ -184,9 +192,11 @@ class StravaServer:
         self.granted_scope = "read,activity:read_all"
         self.access_token = "acc-" + secrets.token_hex(8)
         self.refresh_token = "ref-" + secrets.token_hex(8)
+        self.issued = [self.access_token, self.refresh_token]  # every token handed out
         self.expires_in_s = 6 * 3600
         self.token_valid = True
         self.deauthorized = False
+        self.revoked: list[tuple[str, str | None]] = []  # (token, token_type_hint)
         self.athlete = fixture_json("athlete_detailed.json")
         # Strava's 2026 limits (domain.md §1): overall 200/15 min, 2,000/day; reads 100, 1,000.
         self.limits = {"overall": [200, 2000], "read": [100, 1000]}
@@ -222,6 +232,7 @@ class StravaServer:
         """Rotate both tokens, as Strava does on every exchange or refresh."""
         self.access_token = "acc-" + secrets.token_hex(8)
         self.refresh_token = "ref-" + secrets.token_hex(8)
+        self.issued += [self.access_token, self.refresh_token]
         self.token_valid = True
         expires_at = int(time.time()) + self.expires_in_s
         return {
@@ -320,11 +331,14 @@ class StravaServer:
         query: dict[str, str],
         form: dict[str, str],
         authorization: str | None,
+        seen: Seen | None = None,
     ) -> tuple[int | str, dict[str, str], Any]:
         with self.lock:
-            self.log.append(Seen(method, path, query, form, authorization))
+            self.log.append(seen or Seen(method, path, query, form, authorization))
         fault = self._take_fault(path)
         headers: dict[str, str] = {}
+        if not path.startswith(("/oauth/", API + "/")):
+            path = API + path  # api-v3.strava.com serves the same API without the prefix
         if path.startswith(API):
             within = self._count_usage(method)
             headers.update(self._rate_headers())
@@ -349,6 +363,8 @@ class StravaServer:
             return self._authorize(query)
         if path == TOKEN_PATH and method == "POST":
             return self._token(form)
+        if path == REVOKE_PATH and method == "POST":
+            return self._revoke(form, authorization)
         if path == DEAUTH_PATH and method == "POST":
             token = form.get("access_token") or _bearer(authorization)
             if token != self.access_token or not self.token_valid:
@@ -357,6 +373,22 @@ class StravaServer:
             self.deauthorized = True
             return 200, {}, {"access_token": token}
         return 404, {}, _error_body(404)
+
+    def _revoke(
+        self, form: dict[str, str], authorization: str | None
+    ) -> tuple[int | str, dict[str, str], Any]:
+        """RFC 7009 as Strava describes it (stravalib/stravalib#738): client credentials by
+        HTTP Basic; revoking either token revokes both; an unknown token is not an error."""
+        expected = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+        if authorization != f"Basic {expected}":
+            return 401, {}, _error_body(401)
+        token = form.get("token", "")
+        with self.lock:
+            self.revoked.append((token, form.get("token_type_hint")))
+            if token in (self.access_token, self.refresh_token):
+                self.token_valid = False
+                self.deauthorized = True
+        return 200, {}, {}
 
     def _authorised(self, authorization: str | None) -> bool:
         return self.token_valid and _bearer(authorization) == self.access_token
@@ -485,8 +517,19 @@ def _handler(server: StravaServer) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length).decode() if length else ""
             form = {k: v[-1] for k, v in parse_qs(raw).items()}
+            authorization = self.headers.get("Authorization")
+            seen = Seen(
+                method,
+                parts.path,
+                query,
+                form,
+                authorization,
+                target=self.path,
+                headers=tuple((str(k), str(v)) for k, v in self.headers.items()),
+                body=raw,
+            )
             status, headers, body = server.handle(
-                method, parts.path, query, form, self.headers.get("Authorization")
+                method, parts.path, query, form, authorization, seen
             )
             if status == "drop":
                 self.close_connection = True  # no answer at all: the client sees a dropped line
@@ -511,6 +554,22 @@ def _handler(server: StravaServer) -> type[BaseHTTPRequestHandler]:
             return
 
     return Handler
+
+
+def write_tokens(
+    server: StravaServer, token_file: Path, expires_in_s: float = 6 * 3600, key: str = "me"
+) -> None:
+    """Store the server's current tokens for ``key`` as if ``strava connect`` had run."""
+    token_file.parent.mkdir(parents=True, exist_ok=True)
+    token_file.write_text(server.token_file_content(int(time.time() + expires_in_s), key))
+    token_file.chmod(0o600)
+
+
+class Sleeps(list[float]):
+    """Records the backoff instead of sleeping."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
 
 
 def point_stridewise_at(server: StravaServer, token_file: Path, setenv: Any) -> None:

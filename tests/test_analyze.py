@@ -388,7 +388,11 @@ def test_label_command(run_cli: Callable[..., Any]) -> None:
     run_cli("import", FIT_DIR / "68MK1405.FIT", "--athlete", "kim")
     result = run_cli("label", "--athlete", "kim", "--limiter", "swing", "--not", "push", "--json")
     assert result.code == 0, result.err
-    assert result.json() == {"athlete": "kim", "labels": {"push": 0, "swing": 1}}
+    assert result.json() == {
+        "athlete_id": "kim",
+        "athlete": "kim",
+        "labels": {"push": 0, "swing": 1},
+    }
     changed = run_cli("label", "--athlete", "kim", "--limiter", "push", "--json").json()
     assert changed["labels"] == {"push": 1, "swing": 1}
     assert run_cli("label", "--athlete", "kim").code == 2
@@ -426,8 +430,8 @@ def test_model_train_and_evaluate_commands(run_cli: Callable[..., Any], home: Pa
     assert "top-1 limiter accuracy, model" in shifted.out
     assert "top-1 limiter accuracy, key z" in shifted.out
     unknown = run_cli("model", "evaluate", "--athletes", "24", "--generator", "nonsense")
-    assert unknown.code == 1
-    assert "unknown generator" in unknown.err
+    assert unknown.code == 2  # a bad option value
+    assert "--generator 'nonsense': unknown generator" in unknown.err
     same_seed = run_cli("model", "evaluate", "--athletes", "30", "--seed", "3")
     assert same_seed.code == 1  # training seed: not held out
 

@@ -17,6 +17,7 @@ import pytest
 
 from connectors.garmin import token_file
 from connectors.garmin_workouts import plan_workouts, session_workout
+from planner.plan import IsoWeek
 from planner.services.roster import AthleteChanges, add_athlete, edit_athlete
 from planner.store.database import Store
 from planner.store.garmin_workouts import pushed_week
@@ -401,10 +402,10 @@ def test_send_weekly_garmin_pushes_opted_in_athletes(
     with Store(db) as store:
         from planner.services.garmin_push import push_weekly
 
-        done = push_weekly(store, week=WEEK)
+        done = push_weekly(store, week=IsoWeek.parse(WEEK))
         assert [p.athlete_id for p in done.pushed] == ["ana"]
         assert not done.has_problems
-        again = push_weekly(store, week=WEEK)
+        again = push_weekly(store, week=IsoWeek.parse(WEEK))
     assert [s.action for s in again.pushed[0].sessions] == ["unchanged"] * 3
     assert len(server.calendar()) == 3
 
@@ -415,7 +416,7 @@ def test_send_weekly_garmin_stops_at_a_refused_login(server: GarminServer, db: P
         edit_athlete(store, "ana", AthleteChanges(garmin_calendar=True))
         from planner.services.garmin_push import push_weekly
 
-        done = push_weekly(store, week=WEEK)
+        done = push_weekly(store, week=IsoWeek.parse(WEEK))
     assert [a for a, _ in done.failed] == ["ana"]
     assert "garmin login" in done.failed[0][1]
     assert done.has_problems

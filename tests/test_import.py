@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.ipc
 
-from connectors.archives import Limits, Source, Unreadable, Unsupported, expand
+from connectors.archives import ImportFile, Limits, Unreadable, expand
 from connectors.fit import decode_fit
 from planner.schema import Col
 from planner.services.ingest import run_import
@@ -87,7 +87,7 @@ def test_unknown_file_type_named_explicitly_is_an_error_line(run_cli: Run, tmp_p
     notes.write_text("hello")
     result = run_cli("import", notes)
     assert result.code == 3
-    assert "not a FIT file, .fit.gz, folder or zip archive" in result.err
+    assert "not a FIT, GPX or TCX file (or one gzipped), folder or zip archive" in result.err
 
 
 def test_fit_gz_and_athlete_option(run_cli: Run, tmp_path: Path) -> None:
@@ -97,6 +97,16 @@ def test_fit_gz_and_athlete_option(run_cli: Run, tmp_path: Path) -> None:
     rows = run_cli("activities", "--athlete", "ana", "--json").json()
     assert [r["athlete"] for r in rows] == ["ana"]
     assert run_cli("activities", "--athlete", "nobody").code == 1
+
+
+RIDE_GPX = """<?xml version="1.0" encoding="UTF-8"?>
+<gpx creator="StravaGPX" version="1.1" xmlns="http://www.topografix.com/GPX/1/1">
+ <trk><name>Lunch Ride</name><type>1</type><trkseg>
+  <trkpt lat="46.5" lon="6.6"><ele>372.0</ele><time>2018-01-01T11:00:00Z</time></trkpt>
+  <trkpt lat="46.5001" lon="6.6002"><ele>372.4</ele><time>2018-01-01T11:00:05Z</time></trkpt>
+ </trkseg></trk>
+</gpx>
+"""
 
 
 def _strava_export(tmp_path: Path) -> Path:
@@ -111,7 +121,7 @@ def _strava_export(tmp_path: Path) -> Path:
         )
         z.writestr("activities/1.fit.gz", gzip.compress(RUN_FILE.read_bytes()))
         z.writestr("activities/2.fit.gz", gzip.compress(SMALL_RUN.read_bytes()))
-        z.writestr("activities/3.gpx", "<gpx/>")
+        z.writestr("activities/3.gpx", RIDE_GPX)
         z.writestr("profile.csv", "x")
     return path
 
@@ -121,10 +131,10 @@ def test_strava_bulk_export(run_cli: Run, tmp_path: Path) -> None:
     assert result.code == 0, result.err
     summary = result.json()
     assert summary["imported"] == 2
-    assert len(summary["unsupported"]) == 1
-    assert summary["unsupported"][0]["path"].endswith("3.gpx")
+    assert summary["skipped_non_running"] == 1  # the ride, from its GPX
+    assert summary["unsupported"] == []
     names = {a["name"] for a in run_cli("activities", "--json").json()}
-    assert names == {"Tuesday tempo", "Short one"}
+    assert names == {"Tuesday tempo", "Short one", "Lunch Ride"}
 
 
 def _garmin_export(tmp_path: Path) -> Path:
@@ -151,7 +161,7 @@ def test_same_run_from_strava_export_and_garmin_export_is_one_activity(
     run_cli: Run, tmp_path: Path
 ) -> None:
     run_cli("import", _strava_export(tmp_path))
-    before = run_cli("activities", "--json").json()
+    before = [a for a in run_cli("activities", "--json").json() if a["sport"] == "running"]
     run_cli("import", _garmin_export(tmp_path))
     after = [a for a in run_cli("activities", "--json").json() if a["sport"] == "running"]
     # Both exports hold the same bytes for 68MK1405: recognised by content hash, no new row.
@@ -199,7 +209,7 @@ def test_zip_slip_member_is_refused(tmp_path: Path) -> None:
         z.writestr("../../escape.fit", SMALL_RUN.read_bytes())
         z.writestr("ok/run.fit", SMALL_RUN.read_bytes())
     items = expand([path])
-    assert [type(i) for i in items] == [Unreadable, Source]
+    assert [type(i) for i in items] == [Unreadable, ImportFile]
     assert "unsafe path" in items[0].reason  # type: ignore[union-attr]
     assert not (tmp_path.parent / "escape.fit").exists()
 
@@ -220,18 +230,27 @@ def test_gzip_that_inflates_past_the_cap_fails_cleanly(run_cli: Run, tmp_path: P
     path = tmp_path / "big.fit.gz"
     path.write_bytes(gzip.compress(b"\x00" * 4096))
     items = expand([path], Limits(max_member_bytes=1000))
-    assert isinstance(items[0], Source)
+    assert isinstance(items[0], ImportFile)
     with Store() as store:
         summary = run_import(store, items, "me")
     assert summary.failed
     assert "inflates beyond 1000 bytes" in summary.failed[0][1]
 
 
-def test_gpx_and_tcx_are_counted_not_failed(tmp_path: Path) -> None:
+def test_gpx_and_tcx_are_sources_with_their_kind(tmp_path: Path) -> None:
     (tmp_path / "a.gpx").write_text("<gpx/>")
     (tmp_path / "b.tcx.gz").write_bytes(gzip.compress(b"<tcx/>"))
+    (tmp_path / "c.GPX.gz").write_bytes(gzip.compress(b"<gpx/>"))
+    (tmp_path / "d.TCX").write_text("<tcx/>")
     items = expand([tmp_path])
-    assert [type(i) for i in items] == [Unsupported, Unsupported]
+    assert [(type(i), getattr(i, "kind", None)) for i in items] == [
+        (ImportFile, "gpx"),
+        (ImportFile, "tcx"),
+        (ImportFile, "gpx"),
+        (ImportFile, "tcx"),
+    ]
+    assert isinstance(items[1], ImportFile)
+    assert items[1].open() == b"<tcx/>"
 
 
 def test_unreadable_file_is_reported(run_cli: Run, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import keyring
 import pytest
 from keyring.backend import KeyringBackend
 
+from planner.delivery.exactly_once import send_exactly_once
 from planner.delivery.mail import (
     PermanentDeliveryError,
     TransientDeliveryError,
@@ -27,9 +28,9 @@ from planner.delivery.mail import (
     new_message_id,
 )
 from planner.delivery.mailconfig import SmtpSettings, load_smtp_settings
-from planner.delivery.outbox import Outbox, OutboxEntry, State, next_action, send_exactly_once
 from planner.errors import AuthError, ConfigError
 from planner.store.database import Store
+from planner.store.outbox import Outbox, OutboxEntry, State, next_action
 
 if TYPE_CHECKING:
     from tests.smtp_helpers import SamplePlan, SmtpServer
@@ -540,7 +541,8 @@ CRASH_SCRIPT = textwrap.dedent(
 
     from planner.delivery.mail import build_message, content_hash
     from planner.delivery.mailconfig import load_smtp_settings
-    from planner.delivery.outbox import Outbox, send_exactly_once
+    from planner.delivery.exactly_once import send_exactly_once
+    from planner.store.outbox import Outbox
     from planner.store.database import Store
     from tests.smtp_helpers import sample_plan
 

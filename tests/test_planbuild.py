@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from drills.catalogue import Catalogue, Contraindication, Equipment, load_catalogue
 from planner.errors import ConfigError
 from planner.evidence import STAND_OUT_P
-from planner.plan import GENERAL, IsoWeek, Plan, PlanHistoryEntry
+from planner.plan import IsoWeek, Plan, PlanHistoryEntry
 from planner.planbuild import (
     DELOAD,
     LOADED,
@@ -34,6 +34,7 @@ from planner.planbuild import (
 )
 from planner.records import (
     AREAS,
+    GENERAL,
     WEEKDAYS,
     Activity,
     Analysis,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from planner.errors import InvalidValueError
 from planner.records import Athlete, Preferences
 from planner.services.roster import AthleteChanges, apply_changes
 from planner.store.database import Store
@@ -52,6 +53,7 @@ def test_add_show_list_json(run_cli: Run) -> None:
     assert added.code == 0, added.err
     expected = {
         "id": "ana",
+        "athlete_id": "ana",
         "name": "Ana Lúcia",
         "email": "ana@example.org",
         "timezone": "America/Sao_Paulo",
@@ -164,23 +166,44 @@ def test_remove(run_cli: Run) -> None:
         (["--send-time", "7am"], "--send-time '7am'"),
         (["--days", "mon,funday"], "--days 'funday'"),
         (["--sessions", "0"], "--sessions 0: use 1 to 7"),
-        (["--days", "mon,tue", "--sessions", "3"], "3 sessions a week need at least as many"),
         (["--minutes", "500"], "--minutes 500"),
-        (["--equipment", "band,rocket"], "--equipment: unknown rocket"),
+        (["--equipment", "band,rocket"], "--equipment 'band,rocket': unknown rocket"),
         (["--level", "elite"], "--level 'elite': use one of beginner, intermediate, advanced"),
-        (["--avoid", "heartbreak"], "--avoid: unknown heartbreak"),
+        (["--avoid", "heartbreak"], "--avoid 'heartbreak': unknown heartbreak"),
         (["--long-run-day", "never"], "--long-run-day 'never'"),
-        (["--sources", "fit,polar"], "--sources: unknown polar (known: fit, garmin, strava)"),
+        (
+            ["--sources", "fit,polar"],
+            "--sources 'fit,polar': unknown polar (known: fit, garmin, strava, gpx, tcx)",
+        ),
     ],
 )
-def test_bad_input_is_one_clear_line(run_cli: Run, args: list[str], message: str) -> None:
+def test_bad_option_values_are_usage_errors(run_cli: Run, args: list[str], message: str) -> None:
+    """A value no option accepts exits 2, like any usage error, in one line naming the option."""
     result = _add(run_cli, "ana", *args)
-    assert result.code == 1
+    assert result.code == 2
     lines = result.err.strip().splitlines()
     assert len(lines) == 1, result.err
     assert lines[0].startswith("stridewise: error: ")
     assert message in lines[0]
     assert run_cli("athlete", "list", "--json").json() == []  # nothing half-saved
+
+
+def test_conflicting_settings_are_one_clear_line(run_cli: Run) -> None:
+    """Values that are each fine but do not fit together (or with what is stored) exit 1."""
+    result = _add(run_cli, "ana", "--days", "mon,tue", "--sessions", "3")
+    assert result.code == 1
+    [line] = result.err.strip().splitlines()
+    assert "3 sessions a week need at least as many available days" in line
+    assert "--" not in line  # the library names settings, not command-line flags
+    assert run_cli("athlete", "list", "--json").json() == []
+
+
+def test_library_errors_name_fields_not_flags() -> None:
+    with pytest.raises(InvalidValueError) as caught:
+        apply_changes(Athlete(id="ana"), AthleteChanges(level="expert"))
+    assert caught.value.field == "level"
+    assert "--" not in str(caught.value)
+    assert str(caught.value) == "level 'expert': use one of beginner, intermediate, advanced"
 
 
 @pytest.mark.parametrize("athlete_id", ["", "-x", "a b", "ana/../x", "é" * 3, "x" * 65])

@@ -43,12 +43,14 @@ from tests.strava_server import (
     LIST_PATH,
     STREAMS_PREFIX,
     TOKEN_PATH,
+    Sleeps,
     StravaServer,
     fixture_json,
     point_stridewise_at,
     run_streams,
     run_summary,
 )
+from tests.strava_server import write_tokens as connected
 
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -63,19 +65,6 @@ def strava(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[StravaSe
 @pytest.fixture
 def token_file(tmp_path: Path) -> Path:
     return tmp_path / "secret" / "strava.json"
-
-
-def connected(server: StravaServer, token_file: Path, expires_in_s: float = 6 * 3600) -> None:
-    token_file.parent.mkdir(parents=True, exist_ok=True)
-    token_file.write_text(server.token_file_content(int(time.time() + expires_in_s)))
-    token_file.chmod(0o600)
-
-
-class Sleeps(list[float]):
-    """Records the backoff instead of sleeping."""
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
 
 
 # -- streams → canonical frame ------------------------------------------------------------------
@@ -512,23 +501,38 @@ def test_an_untrusted_certificate_is_not_retried(
     assert strava.count() == 0
 
 
-def test_disconnect_deauthorises_and_deletes_tokens(strava: StravaServer, token_file: Path) -> None:
+def test_disconnect_revokes_and_deletes_tokens(strava: StravaServer, token_file: Path) -> None:
     connected(strava, token_file)
-    token = strava.access_token
+    refresh = strava.refresh_token
     assert StravaConnector("me").disconnect() is None
-    deauth = strava.requests_to("/oauth/deauthorize")
-    assert deauth[0].form["access_token"] == token
+    assert strava.revoked == [(refresh, "refresh_token")]
+    assert strava.requests_to("/oauth/deauthorize") == []  # retired on 1 June 2027
     assert strava.deauthorized
     assert not token_file.exists()
 
 
-def test_disconnect_deletes_tokens_even_when_strava_already_forgot_them(
+def test_disconnect_deletes_tokens_when_strava_refuses_the_application(
+    strava: StravaServer, token_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connected(strava, token_file)
+    monkeypatch.setenv("STRIDEWISE_STRAVA_CLIENT_SECRET", "rotated-secret")
+    problem = StravaConnector("me").disconnect()
+    assert problem is not None
+    assert "refused the API application's credentials" in problem
+    assert not strava.deauthorized
+    assert not token_file.exists()
+    assert list(token_file.parent.iterdir()) == []
+
+
+def test_disconnect_deletes_tokens_when_strava_cannot_be_reached(
     strava: StravaServer, token_file: Path
 ) -> None:
     connected(strava, token_file)
-    strava.token_valid = False
-    problem = StravaConnector("me").disconnect()
+    strava.inject("/oauth/revoke", "drop", times=10)
+    sleeps = Sleeps()
+    problem = StravaConnector("me", sleep=sleeps, retries=1).disconnect()
     assert problem is not None
-    assert "already revoked" in problem
+    assert "revoking stridewise's access at Strava: connection failed" in problem
+    assert sleeps == [1.0]
+    assert strava.count("/oauth/revoke") == 2
     assert not token_file.exists()
-    assert list(token_file.parent.iterdir()) == []

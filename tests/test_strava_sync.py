@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import stat
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -27,6 +26,7 @@ from tests.strava_server import (
     LIST_PATH,
     STREAMS_PREFIX,
     TOKEN_PATH,
+    Sleeps,
     StravaServer,
     fixture_json,
     manual_hike,
@@ -35,6 +35,7 @@ from tests.strava_server import (
     run_streams,
     run_summary,
 )
+from tests.strava_server import write_tokens as connect
 
 Run = Callable[..., CliResult]
 DAY0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)
@@ -52,14 +53,6 @@ def strava(
     with StravaServer(tmp_path) as server:
         point_stridewise_at(server, token_file, monkeypatch.setenv)
         yield server
-
-
-def connect(
-    server: StravaServer, token_file: Path, expires_in_s: float = 6 * 3600, key: str = "me"
-) -> None:
-    token_file.parent.mkdir(parents=True, exist_ok=True)
-    token_file.write_text(server.token_file_content(int(time.time() + expires_in_s), key))
-    token_file.chmod(0o600)
 
 
 def add_runs(server: StravaServer, n: int, first_id: int = 100, samples: int = 120) -> list[int]:
@@ -82,11 +75,6 @@ def strava_refs(home: Path) -> Counter[str]:
 def secrets_in(server: StravaServer, *results: CliResult) -> list[str]:
     text = "".join(r.out + r.err for r in results)
     return [s for s in (server.access_token, server.refresh_token, CLIENT_SECRET) if s in text]
-
-
-class Sleeps(list[float]):
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
 
 
 # -- commands ------------------------------------------------------------------------------------
@@ -143,18 +131,33 @@ def test_client_credentials_from_config_toml(
     assert secrets_in(strava, result) == []
 
 
-def test_disconnect_deauthorises_and_deletes_the_tokens(
+def test_disconnect_revokes_and_deletes_the_tokens(
     strava: StravaServer, token_file: Path, run_cli: Run
 ) -> None:
     connect(strava, token_file)
     result = run_cli("strava", "disconnect")
     assert result.code == 0, result.err
+    assert result.out == "Strava revoked stridewise's access; stored tokens deleted\n"
     assert strava.deauthorized
     assert not token_file.exists()
     again = run_cli("strava", "disconnect")
     assert again.code == 0
     assert "not connected" in again.out
     assert secrets_in(strava, result, again) == []
+
+
+def test_disconnect_says_when_strava_did_not_confirm(
+    strava: StravaServer, token_file: Path, run_cli: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connect(strava, token_file)
+    monkeypatch.setenv("STRIDEWISE_STRAVA_CLIENT_SECRET", "rotated-secret")
+    result = run_cli("strava", "disconnect")
+    assert result.code == 0, result.err
+    assert "stored tokens deleted; Strava's authorisation may still be active" in result.out
+    assert result.err.count("\n") == 1
+    assert "https://www.strava.com/settings/apps" in result.err
+    assert not strava.deauthorized
+    assert not token_file.exists()
 
 
 def test_sync_without_connecting_says_how(strava: StravaServer, run_cli: Run) -> None:

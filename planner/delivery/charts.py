@@ -21,17 +21,11 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from planner import reference as ref
-from planner.records import Analysis
+from planner.records import AREA_LABELS, Analysis
 
 if TYPE_CHECKING:
     from planner.features import AthleteFeatures, RunFeatures
 
-AREA_LABELS = {
-    "push": "Push",
-    "swing": "Swing",
-    "posture_hip": "Posture / hip",
-    "strength_balance": "Strength balance",
-}
 _BAR = "#3b6ea5"
 _MISSING = "#bbbbbb"
 _REF = "#888888"

@@ -25,16 +25,8 @@ import jinja2
 from icalendar import Calendar, Event
 
 from planner.delivery.workouts import plan_workouts
-from planner.plan import (
-    AREA_LABELS,
-    DAY_LABELS,
-    GENERAL,
-    MetricTrend,
-    Plan,
-    PlanSession,
-    metric_label,
-)
-from planner.records import Analysis, Athlete
+from planner.plan import DAY_LABELS, MetricTrend, Plan, PlanSession, metric_label
+from planner.records import AREA_LABELS, GENERAL, Analysis, Athlete
 
 TEMPLATE_PACKAGE: Final = "templates"
 PRODID: Final = "-//stridewise//weekly plan//EN"
@@ -309,7 +301,6 @@ class RenderedPlan:
 
     html: str  # references the chart as cid:<chart_cid> when chart_png is given
     text: str
-    markdown: str
     ics: bytes
     fit_workouts: dict[str, bytes] = field(default_factory=dict)  # file name -> bytes
     chart_png: bytes | None = None
@@ -324,7 +315,7 @@ def render_all(
     *,
     now: datetime | None = None,
 ) -> RenderedPlan:
-    """Render a plan every way at once (the e-mail uses all of them).
+    """Render a plan every way the e-mail uses (HTML, text, calendar, FIT workouts).
 
     ``now`` is the calendar DTSTAMP and the FIT ``time_created``; by default
     ``Plan.revision_time``, so rendering the same stored revision twice gives identical bytes.
@@ -333,7 +324,6 @@ def render_all(
     return RenderedPlan(
         html=render_html(plan, analysis, athlete, chart_png, image="cid"),
         text=render_text(plan, analysis, athlete),
-        markdown=render_markdown(plan, analysis, athlete),
         ics=render_ics(plan, athlete, now=now),
         fit_workouts=plan_workouts(plan, now=now),
         chart_png=chart_png,

@@ -87,7 +87,8 @@ class StravaDisconnect:
 
 
 def disconnect_strava(athlete_id: str | None) -> StravaDisconnect:
-    """Withdraw access at Strava and delete the stored tokens (a no-op when not connected)."""
+    """Revoke access at Strava (``oauth/revoke``) and delete the stored tokens (a no-op when
+    not connected); ``warning`` says why Strava did not confirm, if it did not."""
     connector = StravaConnector(athlete_id or DEFAULT_ATHLETE)
     try:
         connector.tokens()

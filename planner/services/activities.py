@@ -22,7 +22,8 @@ def activity_records(store: Store, athlete_id: str | None) -> list[dict[str, Any
     return [
         {
             "id": r.id,
-            "athlete": r.athlete_id,
+            "athlete_id": r.athlete_id,
+            "athlete": r.athlete_id,  # the old key, kept for scripts (CHANGELOG)
             "source": r.activity.source.value,
             "sport": r.activity.sport,
             "sub_sport": r.activity.sub_sport,

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from planner import evidence as ev
-from planner.errors import ConfigError
+from planner.errors import ConfigError, InvalidValueError
 from planner.features import (
     AREA_FEATURES,
     FEATURE_VERSION,
@@ -33,7 +33,9 @@ from planner.features import (
 )
 from planner.limiters import rank_limiters
 from planner.records import AREAS, DEFAULT_ATHLETE, Analysis, Source, StoredActivity
+from planner.store.coach_labels import all_labels, save_labels
 from planner.store.database import Store
+from planner.store.feature_cache import cached_features, save_features
 from planner.store.model_io import CompiledBundle, load_compiled, user_model_dir
 
 # planner.model imports scikit-learn, which with skops takes ~2 s to import (ten times a warm
@@ -75,22 +77,19 @@ def compute_run_features(store: Store, stored: StoredActivity) -> RunFeatures:
 
 
 def load_run_features(
-    store: Store, activities: Sequence[StoredActivity], *, use_cache: bool = True
+    store: Store,
+    activities: Sequence[StoredActivity],
+    *,
+    use_cache: bool = True,
+    save: bool = True,
 ) -> list[RunFeatures]:
-    """Features for each activity, from the cache where it is current, computed otherwise."""
+    """Features for each activity, from the cache where it is current, computed otherwise.
+
+    ``save=False`` leaves the store untouched (a preview: fresh features are not cached).
+    """
     if not use_cache:
         return [compute_run_features(store, s) for s in activities]
-    cached: dict[int, tuple[str, str]] = {}
-    ids = [s.id for s in activities]
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        marks = ",".join("?" for _ in chunk)
-        for row in store.db.execute(
-            f"SELECT activity_id, stamp, data FROM feature_cache"
-            f" WHERE feature_version = ? AND activity_id IN ({marks})",
-            (FEATURE_VERSION, *chunk),
-        ):
-            cached[int(row[0])] = (row[1], row[2])
+    cached = cached_features(store, [s.id for s in activities], FEATURE_VERSION)
     out: list[RunFeatures] = []
     fresh: list[tuple[int, str, str]] = []
     for stored in activities:
@@ -105,26 +104,8 @@ def load_run_features(
         # run and every later one must agree to the last digit, or an unchanged week would
         # look changed (a new plan revision, a new e-mail content hash).
         out.append(RunFeatures.from_json(json.loads(data)))
-    if fresh:
-        now = datetime.now(UTC).isoformat(timespec="seconds")
-        with store.transaction() as db:
-            for activity_id, stamp, data in fresh:
-                db.execute(
-                    "DELETE FROM feature_cache WHERE activity_id = ? AND feature_version != ?",
-                    (activity_id, FEATURE_VERSION),
-                )
-                db.execute(
-                    "INSERT OR REPLACE INTO feature_cache"
-                    " (activity_id, feature_version, stamp, data, computed_at)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (
-                        activity_id,
-                        FEATURE_VERSION,
-                        stamp,
-                        data,
-                        now,
-                    ),
-                )
+    if fresh and save:
+        save_features(store, fresh, FEATURE_VERSION)
     return out
 
 
@@ -133,9 +114,9 @@ def select_runs(
 ) -> list[StoredActivity]:
     """The athlete's running activities with a stream, per --since/--last or the default."""
     if since is not None and last is not None:
-        raise ConfigError("give --since or --last, not both")
+        raise ConfigError("give a start date or a number of recent runs, not both")
     if last is not None and last < 1:
-        raise ConfigError("--last must be at least 1")
+        raise InvalidValueError("last", last, "must be at least 1")
     runs = [
         s
         for s in store.list_activities(athlete_id, running_only=True, since=since)
@@ -196,6 +177,30 @@ def _num(x: float, digits: int = 3) -> float | None:
     return None if math.isnan(x) else round(float(x), digits)
 
 
+#: Sources whose runs can never carry running dynamics, named in the analysis (one run, more
+#: runs) with what that means for the runner.
+_SOURCES_WITHOUT_DYNAMICS: tuple[tuple[Source, str, str, str], ...] = (
+    (
+        Source.STRAVA,
+        "Strava-sourced run",
+        "Strava-sourced runs",
+        "analysed for you only, never used to train the model.",
+    ),
+    (
+        Source.GPX,
+        "run from a GPX file",
+        "runs from GPX files",
+        "speed, cadence and heart rate only.",
+    ),
+    (
+        Source.TCX,
+        "run from a TCX file",
+        "runs from TCX files",
+        "speed, cadence and heart rate only.",
+    ),
+)
+
+
 def data_summary(
     af: AthleteFeatures,
     runs: Sequence[RunFeatures],
@@ -227,11 +232,11 @@ def data_summary(
         )
     if af.run_flags.get("with_drift", 0) == 0 and n:
         limits.append("No run long and steady enough (30 min after warm-up) to measure drift.")
-    if af.sources.get(Source.STRAVA.value):
-        limits.append(
-            f"{af.sources[Source.STRAVA.value]} Strava-sourced runs: no running dynamics;"
-            " analysed for you only, never used to train the model."
-        )
+    for source, one, many, consequence in _SOURCES_WITHOUT_DYNAMICS:
+        n_source = af.sources.get(source.value, 0)
+        if n_source:
+            what = one if n_source == 1 else many
+            limits.append(f"{n_source} {what}: no running dynamics; {consequence}")
     limits.append(
         "Probabilities with evidence, not diagnoses: single mechanics variables explain only a"
         " small share of running economy (domain.md §3)."
@@ -289,15 +294,16 @@ def run_analysis(
     last: int | None = None,
     bundle: CompiledBundle | None = None,
     use_cache: bool = True,
+    save: bool = True,
 ) -> AnalysisResult:
     """Analyse an athlete's stored runs (features cached per activity).
 
     Without ``bundle``, the active model is loaded (once per process, see
-    :func:`planner.store.model_io.load_compiled`).
+    :func:`planner.store.model_io.load_compiled`). ``save=False`` writes nothing (a preview).
     """
     store.get_athlete(athlete_id)
     activities = select_runs(store, athlete_id, since=since, last=last)
-    runs = load_run_features(store, activities, use_cache=use_cache)
+    runs = load_run_features(store, activities, use_cache=use_cache, save=save)
     window = {
         "since": since.isoformat() if since else None,
         "last": last,
@@ -309,13 +315,18 @@ def run_analysis(
 
 
 def analyze_athlete(
-    store: Store, athlete_id: str, *, since: datetime | None = None, last: int | None = None
+    store: Store,
+    athlete_id: str,
+    *,
+    since: datetime | None = None,
+    last: int | None = None,
+    save: bool = True,
 ) -> Analysis:
     """Which mechanical areas most limit this runner now, how sure we are, and why.
 
-    The library entry point for other modules (plans, e-mail).
+    The library entry point for other modules (plans, e-mail); ``save=False`` writes nothing.
     """
-    return run_analysis(store, athlete_id, since=since, last=last).analysis
+    return run_analysis(store, athlete_id, since=since, last=last, save=save).analysis
 
 
 def no_area_stands_out(analysis: Analysis) -> bool:
@@ -327,7 +338,8 @@ def no_area_stands_out(analysis: Analysis) -> bool:
 def analysis_json(analysis: Analysis) -> dict[str, Any]:
     """The ``analyze --json`` document."""
     return {
-        "athlete": analysis.athlete_id,
+        "athlete_id": analysis.athlete_id,
+        "athlete": analysis.athlete_id,  # the old key, kept for scripts (CHANGELOG)
         "generated_utc": analysis.generated_utc.isoformat(timespec="seconds"),
         "limiters": [
             {
@@ -387,30 +399,12 @@ def set_coach_labels(
     if both:
         raise ConfigError(f"an area cannot be both a limiter and not: {', '.join(sorted(both))}")
     if not limiters and not not_limiters:
-        raise ConfigError("give --limiter AREA and/or --not AREA")
+        raise ConfigError("give at least one area that limits this runner, or one that does not")
     for area in (*limiters, *not_limiters):
         if area not in AREAS:
-            raise ConfigError(f"unknown area {area!r}; choose from {', '.join(AREAS)}")
-    now = datetime.now(UTC).isoformat(timespec="seconds")
-    with store.transaction() as db:
-        for area, value in [(a, 1) for a in limiters] + [(a, 0) for a in not_limiters]:
-            db.execute(
-                "INSERT INTO coach_labels (athlete_id, area, is_limiter, labelled_at)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT(athlete_id, area) DO UPDATE SET"
-                " is_limiter = excluded.is_limiter, labelled_at = excluded.labelled_at",
-                (athlete_id, area, value, now),
-            )
-    return coach_labels(store).get(athlete_id, {})
-
-
-def coach_labels(store: Store) -> dict[str, dict[str, int]]:
-    """Every stored coach label: athlete → area → 1 (limiter) / 0 (not)."""
-    out: dict[str, dict[str, int]] = {}
-    for row in store.db.execute(
-        "SELECT athlete_id, area, is_limiter FROM coach_labels ORDER BY athlete_id, area"
-    ):
-        out.setdefault(row[0], {})[row[1]] = int(row[2])
-    return out
+            raise InvalidValueError("area", area, f"choose from {', '.join(AREAS)}")
+    save_labels(store, athlete_id, [(a, 1) for a in limiters] + [(a, 0) for a in not_limiters])
+    return all_labels(store).get(athlete_id, {})
 
 
 def training_runs(store: Store, athlete_id: str) -> list[RunFeatures]:
@@ -432,7 +426,7 @@ def labelled_athletes(store: Store) -> list[CoachLabelled]:
     from planner.model import CoachLabelled
 
     out = []
-    for athlete_id, labels in coach_labels(store).items():
+    for athlete_id, labels in all_labels(store).items():
         runs = training_runs(store, athlete_id)
         if runs:
             out.append(CoachLabelled(athlete_id, tuple(runs), labels))
@@ -520,8 +514,8 @@ def evaluate_model(
     from planner.store.model_io import load_artefact
 
     if generator != "all" and generator not in GENERATORS:
-        raise ConfigError(
-            f"unknown generator {generator!r}; choose from {', '.join(GENERATORS)} or all"
+        raise InvalidValueError(
+            "generator", generator, f"unknown generator; choose from {', '.join(GENERATORS)}, all"
         )
     n_athletes = n_athletes or EVAL_ATHLETES
     seed = EVAL_SEED if seed is None else seed

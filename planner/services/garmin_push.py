@@ -391,7 +391,7 @@ def push_weekly(
     store: Store,
     *,
     athlete_ids: Sequence[str] = (),
-    week: str | None = None,
+    week: IsoWeek | None = None,
     dry_run: bool = False,
     now: datetime | None = None,
     garmin: GarminCalendar | None = None,
@@ -402,10 +402,9 @@ def push_weekly(
     time zone); an explicit ``week`` is pushed now. A refused login or a 429 stops the pushes
     of everyone after it: each further request would meet the same answer.
     """
-    from planner.services.sendweekly import due_week, parse_week
+    from planner.services.sendweekly import due_week
 
     now = now or datetime.now(UTC)
-    forced = parse_week(week) if week is not None else None
     athletes = (
         [store.get_athlete(a) for a in dict.fromkeys(athlete_ids)]
         if athlete_ids
@@ -421,7 +420,7 @@ def push_weekly(
         if stop is not None:
             out.failed.append((athlete.id, f"not attempted: {stop}"))
             continue
-        target = forced or due_week(athlete, now)[0]
+        target = week or due_week(athlete, now)[0]
         if target is None:
             out.skipped.append((athlete.id, "no week due yet"))
             continue

@@ -111,6 +111,9 @@ def sync_garmin(
         When the activity list itself cannot be fetched.
     """
     athlete_id = athlete_id or DEFAULT_ATHLETE
+    known = store.find_athlete(athlete_id)
+    if known is not None:  # the roster says where this athlete's data may come from
+        known.check_source(Source.GARMIN)
     store.ensure_athlete(athlete_id)
     state = store.get_state(cursor_key(athlete_id)) or {}
     stored_cursor = state.get("date") if isinstance(state, dict) else None

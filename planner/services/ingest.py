@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from connectors.archives import (
+    FileKind,
     Hints,
+    ImportFile,
     Limits,
-    Source,
     Unreadable,
     Unsupported,
     content_hash,
@@ -86,24 +87,25 @@ class _Job:
     data: bytes
     hints: Hints
     decoder: str
+    kind: FileKind = "fit"
 
 
 def plan_import(
     paths: Iterable[Path], limits: Limits | None = None
-) -> list[Source | Unreadable | Unsupported]:
+) -> list[ImportFile | Unreadable | Unsupported]:
     """Expand paths into what will be imported (reads directories, not files)."""
     return expand(paths, limits)
 
 
-def batch_size(items: Iterable[Source | Unreadable | Unsupported]) -> tuple[int, int]:
+def batch_size(items: Iterable[ImportFile | Unreadable | Unsupported]) -> tuple[int, int]:
     """(bytes, files) that will be decoded: what a progress bar counts."""
-    sources = [item for item in items if isinstance(item, Source)]
+    sources = [item for item in items if isinstance(item, ImportFile)]
     return sum(source.size for source in sources), len(sources)
 
 
 def run_import(
     store: Store,
-    items: list[Source | Unreadable | Unsupported],
+    items: list[ImportFile | Unreadable | Unsupported],
     athlete_id: str | None,
     *,
     progress: Progress | None = None,
@@ -114,7 +116,7 @@ def run_import(
     summary = ImportSummary()
     athlete_id = athlete_id or DEFAULT_ATHLETE
     store.ensure_athlete(athlete_id)
-    sources: list[Source] = []
+    sources: list[ImportFile] = []
     for item in items:
         if isinstance(item, Unreadable):
             summary.failed.append((item.display, item.reason))
@@ -149,7 +151,7 @@ def _workers(requested: int | None, n_sources: int) -> int:
 
 def _jobs(
     store: Store,
-    sources: list[Source],
+    sources: list[ImportFile],
     athlete_id: str,
     summary: ImportSummary,
     progress: Progress | None,
@@ -171,7 +173,7 @@ def _jobs(
             _tick(progress, source.display, source.size)
             continue
         seen.add(digest)
-        yield _Job(source.display, source.size, digest, data, source.hints, decoder)
+        yield _Job(source.display, source.size, digest, data, source.hints, decoder, source.kind)
 
 
 def _reason(exc: BaseException) -> str:
@@ -186,10 +188,14 @@ def _decode(job: _Job) -> PackedFile | str:
     # Imported here, not at the top: the decoder processes have these preloaded
     # (planner.services.workers), and the main process of a batch import never needs them.
     from connectors.fit import decode_fit
+    from connectors.tracks import decode_track
     from planner.store.streamcodec import pack_columns
 
     try:
-        decoded = decode_fit(job.data, job.display, job.hints, decoder=job.decoder)
+        if job.kind == "fit":
+            decoded = decode_fit(job.data, job.display, job.hints, decoder=job.decoder)
+        else:
+            decoded = decode_track(job.data, job.display, job.hints, kind=job.kind)
     except StridewiseError as exc:
         return _reason(exc)
     items = tuple(pack_columns(activity, stream) for activity, stream in decoded.activities)

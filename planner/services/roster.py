@@ -18,7 +18,7 @@ from typing import Any
 from email_validator import EmailNotValidError, validate_email
 
 from drills.catalogue import Contraindication, Equipment, Level
-from planner.errors import ConfigError
+from planner.errors import ConfigError, InvalidValueError
 from planner.planbuild import MAX_SESSION_MINUTES, MIN_SESSION_MINUTES, check_preferences
 from planner.records import WEEKDAYS, Athlete, Preferences, Source
 from planner.store.database import Store
@@ -50,7 +50,7 @@ class AthleteChanges:
     avoid: str | None = None
     long_run_day: str | None = None
     quality_days: str | None = None
-    sources: str | None = None  # where this athlete's data comes from: fit, garmin, strava
+    sources: str | None = None  # where the data comes from: fit, garmin, strava, gpx, tcx
     garmin_calendar: bool | None = None  # put each week's sessions on their Garmin calendar
 
     def is_empty(self) -> bool:
@@ -76,7 +76,7 @@ def check_email(address: str) -> str:
         # SMTPUTF8 is off: not every relay offers it, and an ASCII address always travels.
         result = validate_email(address, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
-        raise ConfigError(f"--email {address!r}: {exc}") from None
+        raise InvalidValueError("email", address, str(exc)) from None
     return result.ascii_email or result.normalized
 
 
@@ -87,17 +87,17 @@ def check_timezone(name: str) -> str:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         close = difflib.get_close_matches(name, sorted(zoneinfo.available_timezones()), n=1)
         hint = f" (did you mean {close[0]}?)" if close else " (use an IANA name like Europe/Paris)"
-        raise ConfigError(f"--timezone {name!r}: unknown time zone{hint}") from None
+        raise InvalidValueError("timezone", name, f"unknown time zone{hint}") from None
     return name
 
 
-def check_day(value: str, option: str = "--send-day") -> str:
+def check_day(value: str, field: str = "send_day") -> str:
     """A weekday as ``mon``..``sun`` (full English names are accepted)."""
     day = value.strip().lower()
     if day in _FULL_DAY_NAMES:
         day = WEEKDAYS[_FULL_DAY_NAMES.index(day)]
     if day not in WEEKDAYS:
-        raise ConfigError(f"{option} {value!r}: use one of {', '.join(WEEKDAYS)}")
+        raise InvalidValueError(field, value, f"use one of {', '.join(WEEKDAYS)}")
     return day
 
 
@@ -105,7 +105,7 @@ def check_time(value: str) -> str:
     """A 24-hour local time ``HH:MM``, normalised to two-digit hours."""
     match = _TIME.match(value.strip())
     if match is None or int(match[1]) > 23 or int(match[2]) > 59:
-        raise ConfigError(f"--send-time {value!r}: use a 24-hour time like 07:00")
+        raise InvalidValueError("send_time", value, "use a 24-hour time like 07:00")
     return f"{int(match[1]):02d}:{match[2]}"
 
 
@@ -113,23 +113,25 @@ def _split(value: str) -> list[str]:
     return [part.strip().lower() for part in value.split(",") if part.strip()]
 
 
-def _days(value: str, option: str, *, allow_none: bool) -> tuple[str, ...]:
+def _days(value: str, field: str, *, allow_none: bool) -> tuple[str, ...]:
     parts = _split(value)
     if allow_none and parts == ["none"]:
         return ()
     if not parts:
-        raise ConfigError(f"{option}: give at least one day, e.g. mon,wed,fri")
-    days = {check_day(part, option) for part in parts}
+        raise InvalidValueError(field, value, "give at least one day, e.g. mon,wed,fri")
+    days = {check_day(part, field) for part in parts}
     return tuple(d for d in WEEKDAYS if d in days)  # week order, no repeats
 
 
-def _tags(value: str, option: str, allowed: list[str], *, allow_none: bool) -> tuple[str, ...]:
+def _tags(value: str, field: str, allowed: list[str], *, allow_none: bool) -> tuple[str, ...]:
     parts = _split(value)
     if allow_none and parts == ["none"]:
         return ()
     unknown = [p for p in parts if p not in allowed]
     if unknown:
-        raise ConfigError(f"{option}: unknown {', '.join(unknown)} (known: {', '.join(allowed)})")
+        raise InvalidValueError(
+            field, value, f"unknown {', '.join(unknown)} (known: {', '.join(allowed)})"
+        )
     return tuple(dict.fromkeys(parts))
 
 
@@ -139,40 +141,43 @@ def _tags(value: str, option: str, allowed: list[str], *, allow_none: bool) -> t
 def _preference_changes(changes: AthleteChanges) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if changes.days is not None:
-        out["available_days"] = list(_days(changes.days, "--days", allow_none=False))
+        out["available_days"] = list(_days(changes.days, "days", allow_none=False))
     if changes.sessions is not None:
         if not 1 <= changes.sessions <= len(WEEKDAYS):
-            raise ConfigError(f"--sessions {changes.sessions}: use 1 to 7 sessions a week")
+            raise InvalidValueError("sessions", changes.sessions, "use 1 to 7 sessions a week")
         out["sessions_per_week"] = changes.sessions
     if changes.minutes is not None:
         if not MIN_SESSION_MINUTES <= changes.minutes <= MAX_SESSION_MINUTES:
-            raise ConfigError(
-                f"--minutes {changes.minutes}: use {MIN_SESSION_MINUTES} to"
-                f" {MAX_SESSION_MINUTES} minutes a session"
+            raise InvalidValueError(
+                "minutes",
+                changes.minutes,
+                f"use {MIN_SESSION_MINUTES} to {MAX_SESSION_MINUTES} minutes a session",
             )
         out["minutes_per_session"] = changes.minutes
     if changes.equipment is not None:
         known = [e.value for e in Equipment]
-        out["equipment"] = list(_tags(changes.equipment, "--equipment", known, allow_none=False))
+        out["equipment"] = list(_tags(changes.equipment, "equipment", known, allow_none=False))
         if not out["equipment"]:
-            raise ConfigError("--equipment: give at least one item ('none' = body weight only)")
+            raise InvalidValueError(
+                "equipment", changes.equipment, "give at least one item ('none' = body weight only)"
+            )
     if changes.level is not None:
         levels = [lv.value for lv in Level]
         level = changes.level.strip().lower()
         if level not in levels:
-            raise ConfigError(f"--level {changes.level!r}: use one of {', '.join(levels)}")
+            raise InvalidValueError("level", changes.level, f"use one of {', '.join(levels)}")
         out["level"] = level
     if changes.avoid is not None:
         known = [c.value for c in Contraindication]
-        out["avoid"] = list(_tags(changes.avoid, "--avoid", known, allow_none=True))
+        out["avoid"] = list(_tags(changes.avoid, "avoid", known, allow_none=True))
     if changes.long_run_day is not None:
         none = changes.long_run_day.strip().lower() == "none"
-        out["long_run_day"] = None if none else check_day(changes.long_run_day, "--long-run-day")
+        out["long_run_day"] = None if none else check_day(changes.long_run_day, "long_run_day")
     if changes.quality_days is not None:
-        out["quality_days"] = list(_days(changes.quality_days, "--quality-days", allow_none=True))
+        out["quality_days"] = list(_days(changes.quality_days, "quality_days", allow_none=True))
     if changes.sources is not None:
         known = [source.value for source in Source]
-        out["sources"] = list(_tags(changes.sources, "--sources", known, allow_none=True))
+        out["sources"] = list(_tags(changes.sources, "sources", known, allow_none=True))
     if changes.garmin_calendar is not None:
         out["garmin_calendar"] = changes.garmin_calendar
     return out
@@ -184,7 +189,7 @@ def apply_changes(athlete: Athlete, changes: AthleteChanges) -> Athlete:
     if changes.name is not None:
         name = " ".join(changes.name.split())
         if not name:
-            raise ConfigError("--name: give a name")
+            raise InvalidValueError("name", changes.name, "give a name")
         fields["name"] = name
     if changes.email is not None:
         fields["email"] = check_email(changes.email)
@@ -200,7 +205,7 @@ def apply_changes(athlete: Athlete, changes: AthleteChanges) -> Athlete:
     if effective.sessions_per_week > len(effective.available_days):
         raise ConfigError(
             f"{effective.sessions_per_week} sessions a week need at least as many available days"
-            f" (now {','.join(effective.available_days)}): change --sessions or --days"
+            f" (now {','.join(effective.available_days)}): change the sessions or the days"
         )
     return dataclasses.replace(athlete, **fields, preferences=preferences)
 
@@ -213,7 +218,7 @@ def add_athlete(store: Store, athlete_id: str, changes: AthleteChanges) -> Athle
     ana`` works in either order.
     """
     if changes.name is None or changes.email is None:
-        raise ConfigError("athlete add needs --name and --email")
+        raise ConfigError("a new athlete needs a name and an e-mail address")
     existing = store.find_athlete(athlete_id)
     if existing is not None and (existing.name or existing.email):
         raise ConfigError(f"athlete {athlete_id!r} already exists (use 'stridewise athlete edit')")
@@ -249,7 +254,7 @@ def _one_garmin_calendar(store: Store, athlete: Athlete) -> None:
     ]
     if others:
         raise ConfigError(
-            f"--garmin-calendar: {others[0]} already uses the Garmin calendar, and stridewise"
+            f"{others[0]} already uses the Garmin calendar, and stridewise"
             " holds one Garmin login, so both plans would land on one calendar; first run"
             f" 'stridewise athlete edit {others[0]} --no-garmin-calendar'"
         )
@@ -259,6 +264,7 @@ def athlete_json(athlete: Athlete) -> dict[str, Any]:
     """The athlete as JSON, with the effective plan preferences (defaults filled in)."""
     return {
         "id": athlete.id,
+        "athlete_id": athlete.id,
         "name": athlete.name,
         "email": athlete.email,
         "timezone": athlete.timezone,

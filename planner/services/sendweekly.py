@@ -2,7 +2,7 @@
 
 Safe to run as often as you like (cron or a systemd timer, hourly): an athlete is *due* for
 plan week W from their preferred send day and time until W ends, in their own time zone, and
-the outbox (planner/delivery/outbox.py) remembers what went out. So an hourly run sends each
+the outbox (planner/store/outbox.py) remembers what went out. So an hourly run sends each
 plan once, at the first run after the send time, and catches up after downtime within the week.
 
 The send moment of week W: on ``mon`` it is the Monday that starts W; on any other day it is
@@ -27,21 +27,14 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from planner.delivery.exactly_once import DEFAULT_BACKOFF_S, Progress, send_exactly_once
 from planner.delivery.mail import RenderedMail, build_message, content_hash, new_message_id
 from planner.delivery.mailconfig import SmtpSettings, load_smtp_settings
-from planner.delivery.outbox import (
-    DEFAULT_BACKOFF_S,
-    Outbox,
-    OutboxEntry,
-    Progress,
-    State,
-    next_action,
-    send_exactly_once,
-)
 from planner.errors import AuthError, ConfigError, DeliveryError, StridewiseError
 from planner.plan import IsoWeek
 from planner.records import WEEKDAYS, Athlete
 from planner.store.database import Store
+from planner.store.outbox import Outbox, OutboxEntry, State, next_action
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +61,8 @@ class AthleteResult:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "athlete": self.athlete_id,
+            "athlete_id": self.athlete_id,
+            "athlete": self.athlete_id,  # the old key, kept for scripts (CHANGELOG)
             "status": self.status,
             "reason": self.reason,
             "week": self.week,
@@ -110,14 +104,6 @@ class SendSummary:
 # -- weeks and send times -------------------------------------------------------------------
 
 
-def parse_week(text: str) -> IsoWeek:
-    """The ``--week`` option (``2026-W49``) as an :class:`~planner.plan.IsoWeek`."""
-    try:
-        return IsoWeek.parse(text)
-    except ValueError:
-        raise ConfigError(f"--week {text!r}: use an ISO week like 2026-W49") from None
-
-
 def send_moment(athlete: Athlete, week: IsoWeek) -> datetime:
     """When ``athlete`` should get the plan of ``week``, in their time zone (see module doc)."""
     day_index = WEEKDAYS.index(athlete.send_day)
@@ -148,13 +134,16 @@ def subject_for(athlete: Athlete, week: IsoWeek) -> str:
 # -- composing the plan ---------------------------------------------------------------------
 
 
-def compose(store: Store, athlete: Athlete, week: IsoWeek) -> RenderedMail:
-    """Re-analyse with the data imported so far, build ``week``'s plan and render it."""
+def compose(store: Store, athlete: Athlete, week: IsoWeek, *, persist: bool = True) -> RenderedMail:
+    """Re-analyse with the data imported so far, build ``week``'s plan and render it.
+
+    ``persist=False`` (a dry run) keeps nothing: the plan history and caches stay as they were.
+    """
     from planner.delivery.charts import limiter_chart_png
     from planner.delivery.render import render_all
     from planner.services.weekly import build_week
 
-    plan, analysis = build_week(store, athlete.id, week)
+    plan, analysis = build_week(store, athlete.id, week, persist=persist)
     return render_all(plan, analysis, athlete, limiter_chart_png(analysis))
 
 
@@ -241,7 +230,7 @@ class _Run:
         if self.setup_error is not None:
             return _failed(athlete, week, f"not attempted: {self.setup_error}")
         try:
-            rendered = compose(self.store, athlete, week)
+            rendered = compose(self.store, athlete, week, persist=not self.dry_run)
         except StridewiseError as exc:
             return _failed(athlete, week, f"could not build the plan: {exc}")
         except Exception as exc:
@@ -367,7 +356,7 @@ def send_weekly(
     store: Store,
     *,
     athlete_ids: Sequence[str] = (),
-    week: str | None = None,
+    week: IsoWeek | None = None,
     dry_run: bool = False,
     resend: bool = False,
     out_dir: Path | None = None,
@@ -387,9 +376,8 @@ def send_weekly(
     now = now or datetime.now(UTC)
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    forced = parse_week(week) if week is not None else None
     if dry_run and out_dir is None:
-        raise ConfigError("a dry run needs a folder for the .eml files (--out)")
+        raise ConfigError("a dry run needs a folder for the .eml files")
     if athlete_ids:
         athletes = [store.get_athlete(a) for a in dict.fromkeys(athlete_ids)]
     else:
@@ -409,5 +397,5 @@ def send_weekly(
     summary = SendSummary(now_utc=now.astimezone(UTC), dry_run=dry_run)
     with _run_lock(store):
         for athlete in athletes:
-            summary.results.extend(run.athlete(athlete, forced))
+            summary.results.extend(run.athlete(athlete, week))
     return summary

@@ -67,6 +67,7 @@ class SyncSummary:
     error: str | None = None
     requests: int = 0
     synced_through: datetime | None = None
+    api_fallback: str | None = None  # the new API base that did not answer (old one used)
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -86,6 +87,7 @@ class SyncSummary:
             "synced_through": (
                 None if self.synced_through is None else self.synced_through.isoformat()
             ),
+            "api_fallback": self.api_fallback,
         }
 
 
@@ -108,6 +110,9 @@ def sync_strava(
     (not connected, no application configured).
     """
     athlete_id = athlete_id or DEFAULT_ATHLETE
+    known = store.find_athlete(athlete_id)
+    if known is not None:  # the roster says where this athlete's data may come from
+        known.check_source(Source.STRAVA)
     if connector is None:
         connector = StravaConnector(athlete_id, clock=clock)
     connector.tokens()  # not connected → AuthError before anything else
@@ -156,6 +161,7 @@ def sync_strava(
         summary.error = str(exc)
     finally:
         summary.requests = connector.requests_sent
+        summary.api_fallback = connector.fell_back_from
     return summary
 
 

@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from planner.errors import ConfigError
 from planner.plan import IsoWeek, Plan
 from planner.planbuild import build_plan, check_preferences, key_metrics
-from planner.records import DEFAULT_ATHLETE, Analysis, Athlete, Preferences
-from planner.store.planstore import load_history, save_plan
+from planner.records import DEFAULT_ATHLETE, PLAN_FORMATS, Analysis, Athlete, Preferences
+from planner.store.planstore import load_history, preview_plan, save_plan
 from planner.training import summarize_training
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from planner.store.database import Store
 
 #: What ``stridewise plan --format`` accepts.
-FORMATS: tuple[str, ...] = ("html", "text", "md", "ics", "fit", "json")
+FORMATS = PLAN_FORMATS
 
 
 def _zone(athlete: Athlete) -> ZoneInfo:
@@ -57,11 +57,16 @@ def preferences_of(athlete: Athlete) -> Preferences:
 def build_week(
     store: Store,
     athlete_id: str,
-    week: IsoWeek | str,
+    week: IsoWeek,
     *,
     catalogue: Catalogue | None = None,
+    persist: bool = True,
 ) -> tuple[Plan, Analysis]:
     """Analyse the athlete's runs, build ``week``'s plan and save it in the plan history.
+
+    Two steps: draft the plan from the stored data, then keep it. With ``persist=False`` (a
+    preview) the second step only works out the revision it would get, and nothing is written,
+    not even the feature cache.
 
     Parameters
     ----------
@@ -70,9 +75,11 @@ def build_week(
     athlete_id
         A stored athlete.
     week
-        ISO week (``IsoWeek`` or ``"2026-W49"``).
+        The ISO week.
     catalogue
         The drill catalogue (default: built-in plus registered plugins).
+    persist
+        Keep the plan in the history (and cache run features); False for a preview.
 
     Returns
     -------
@@ -83,20 +90,16 @@ def build_week(
     from drills.catalogue import load_catalogue
     from planner.services.analysis import analyze_athlete
 
-    if isinstance(week, str):
-        try:
-            week = IsoWeek.parse(week)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
     athlete = store.get_athlete(athlete_id)
     prefs = preferences_of(athlete)
-    analysis = analyze_athlete(store, athlete_id)
+    analysis = analyze_athlete(store, athlete_id, save=persist)
     monday = datetime.combine(week.monday(), time(0), tzinfo=_zone(athlete))
     runs = (s.activity for s in store.list_activities(athlete_id, running_only=True))
     training = summarize_training(runs, end_utc=monday.astimezone(UTC), tz=athlete.timezone)
     history = load_history(store, athlete_id, before=week)
     plan = build_plan(analysis, training, prefs, week, history, catalogue or load_catalogue())
-    return save_plan(store, plan, key_metrics(analysis)), analysis
+    keep = save_plan if persist else preview_plan
+    return keep(store, plan, key_metrics(analysis)), analysis
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +157,9 @@ def plan_files(
 
     if fmt == "fit":
         if out_dir is None:
-            raise ConfigError("--format fit writes files: give --out DIR")
+            raise ConfigError(
+                "the fit format writes one file per session: it needs an output folder"
+            )
         out_dir.mkdir(parents=True, exist_ok=True)
         for name, data in plan_workouts(plan).items():
             write(name, data)

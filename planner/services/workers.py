@@ -17,7 +17,12 @@ from pathlib import Path
 #: Below this many files a worker pool costs more to start than it saves.
 POOL_THRESHOLD = 12
 # Everything a worker runs: the decoder and the module whose function the pool calls.
-_PRELOAD = ["connectors.fit", "planner.store.streamcodec", "planner.services.ingest"]
+_PRELOAD = [
+    "connectors.fit",
+    "connectors.tracks",
+    "planner.store.streamcodec",
+    "planner.services.ingest",
+]
 
 
 def pool_context() -> multiprocessing.context.BaseContext:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -518,11 +517,3 @@ def _athlete(row: sqlite3.Row) -> Athlete:
         send_time=row["send_time"],
         preferences=json.loads(row["preferences"]),
     )
-
-
-def iter_streams(
-    store: Store, activities: list[StoredActivity], columns: list[str] | None = None
-) -> Iterator[tuple[StoredActivity, pd.DataFrame]]:
-    """Each activity with its stream, loaded one at a time to keep memory flat."""
-    for stored in activities:
-        yield stored, store.load_stream(stored.id, columns)

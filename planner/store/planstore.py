@@ -42,6 +42,31 @@ def _content(plan: Plan, key_metrics: dict[str, KeyMetric]) -> tuple[str, str, s
     return plan_json, metrics_json, digest
 
 
+def _stored(db: sqlite3.Connection, plan: Plan) -> sqlite3.Row | None:
+    return db.execute(
+        "SELECT revision, content_hash, updated_at FROM plans WHERE athlete_id = ? AND week = ?",
+        (plan.athlete_id, plan.week),
+    ).fetchone()
+
+
+def preview_plan(store: Store, plan: Plan, key_metrics: dict[str, KeyMetric]) -> Plan:
+    """The plan as :func:`save_plan` would return it, without writing anything.
+
+    A preview (``send-weekly --dry-run``) must not advance the plan history: the history drives
+    the dose ladder, so a coach's look at next week would otherwise change next week.
+    """
+    digest = _content(plan, key_metrics)[2]
+    row = _stored(store.db, plan)
+    if row is not None and row["content_hash"] == digest:
+        return replace(
+            plan,
+            revision=int(row["revision"]),
+            revised_utc=datetime.fromisoformat(row["updated_at"]),
+        )
+    revision = 1 if row is None else int(row["revision"]) + 1
+    return replace(plan, revision=revision, revised_utc=datetime.fromisoformat(_now()))
+
+
 def save_plan(store: Store, plan: Plan, key_metrics: dict[str, KeyMetric]) -> Plan:
     """Store a week's plan; return it with its revision.
 
@@ -50,11 +75,7 @@ def save_plan(store: Store, plan: Plan, key_metrics: dict[str, KeyMetric]) -> Pl
     """
     plan_json, metrics_json, digest = _content(plan, key_metrics)
     with store.transaction() as db:
-        row = db.execute(
-            "SELECT revision, content_hash, updated_at FROM plans"
-            " WHERE athlete_id = ? AND week = ?",
-            (plan.athlete_id, plan.week),
-        ).fetchone()
+        row = _stored(db, plan)
         if row is not None and row["content_hash"] == digest:
             stored = datetime.fromisoformat(row["updated_at"])
             return replace(plan, revision=int(row["revision"]), revised_utc=stored)
