@@ -432,7 +432,8 @@ def decide_area(
     if in_line and p > BASE_RATE:
         p, capped = BASE_RATE, "in_line"
     floor = key_extreme(area, values)
-    if floor and p < EVIDENCE_FLOOR:
+    floored = floor and p < EVIDENCE_FLOOR
+    if floored:
         p = EVIDENCE_FLOOR
     low, cap = run_bounds(runs)
     if p > cap:
@@ -446,7 +447,7 @@ def decide_area(
     # Only a signal measured against a norm can be cited as pointing at a limiter.
     supporting = tuple(s.feature for s in sigs if zs.get(s.feature, -math.inf) > IN_LINE_Z)
     # Extreme key evidence ranks first; the rest by the interval's lower end (in-line areas
-    # are capped at the base rate, so they rank below any area the evidence points at).
+    # are capped at the base rate, so they rank low).
     tier = 0 if floor else 1
     return AreaDecision(
         area=area,
@@ -457,7 +458,7 @@ def decide_area(
         key_z=kz,
         verdict=None if kz is None else verdict(kz),
         in_line=in_line,
-        floor_applied=floor and float(model_p) < EVIDENCE_FLOOR,
+        floor_applied=floored,
         capped=capped,
         out_of_support=oos,
         stands_out=floor or (p >= STAND_OUT_P and lo >= BASE_RATE),
