@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DEMO_HOME := out/demo-home
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test lint typecheck bench bench-limiters clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "Python >= 3.12 is required; found " + sys.version.split()[0])'
@@ -58,6 +58,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/progress_speed.py
 	$(BIN)/python bench/track_parse.py
 	$(BIN)/python bench/roster_speed.py
+
+# Accuracy, not speed: the limiter model on generators it was not trained on (docs/model.md).
+bench-limiters: $(STAMP)
+	$(BIN)/python bench/limiter_generators.py
 
 clean:
 	rm -rf $(VENV) out build dist *.egg-info

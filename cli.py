@@ -845,7 +845,7 @@ def analyze(
     plots: Path | None,
 ) -> None:
     """Which mechanical areas most limit you now, how sure we are, and why."""
-    from planner.services.analysis import analysis_json, analyze_command
+    from planner.services.analysis import analysis_json, analyze_command, no_area_stands_out
 
     if since is not None and last is not None:
         raise click.UsageError("give --since or --last, not both")
@@ -861,9 +861,20 @@ def analyze(
         f"{analysis.athlete_id}: {data['runs']} run{'' if data['runs'] == 1 else 's'} analysed,"
         f" {analysis.runs_used} with steady running (model {analysis.model_version})"
     )
+    if no_area_stands_out(analysis):
+        click.echo(
+            "No area stands out: none is more likely than not to limit you, so the plan is a"
+            " balanced maintenance week."
+        )
     for est in analysis.limiters:
         prob = "cannot judge" if est.probability is None else f"{est.probability:.0%}"
+        if est.interval is not None:
+            prob += f" (90 % interval {est.interval[0]:.0%}–{est.interval[1]:.0%})"
+        if est.stands_out:
+            prob += ", stands out"
         click.echo(f"{est.rank}. {est.area:<17} {prob}")
+        if est.summary:
+            click.echo(f"   {est.summary}")
         for line in est.evidence:
             click.echo(f"   - {line}")
     if analysis.weaker_side:
@@ -1020,7 +1031,14 @@ def model_train(
     if cv and cv.get("areas"):
         for area, m in cv["areas"].items():
             auc = "-" if m["roc_auc"] is None else f"{m['roc_auc']:.2f}"
-            click.echo(f"  athlete-grouped CV {area:<17} n={m['n']:<3} ROC-AUC {auc}")
+            if m.get("roc_auc_90"):
+                auc += f" (90 % interval {m['roc_auc_90'][0]:.2f}–{m['roc_auc_90'][1]:.2f})"
+            click.echo(
+                f"  athlete-grouped CV {area:<17} n={m['n']:<3} pos={m['positives']:<3}"
+                f" ROC-AUC {auc}"
+            )
+        if cv.get("note"):
+            click.echo(f"  note: {cv['note']}")
 
 
 def _fmt(value: float | None, spec: str = ".3f") -> str:
@@ -1030,32 +1048,50 @@ def _fmt(value: float | None, spec: str = ".3f") -> str:
 @model.command("evaluate")
 @click.option("--athletes", type=click.IntRange(min=20), help="Held-out athletes (default 400).")
 @click.option("--seed", type=int, help="Seed of the held-out cohort (not the training seed).")
+@click.option(
+    "--generator",
+    default="training",
+    show_default=True,
+    metavar="NAME",
+    help="Simulated runners to score on: training, single_signal, effects_half,"
+    " effects_double, coupled_gct_cadence, noise_1.5, or all.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def model_evaluate(athletes: int | None, seed: int | None, as_json: bool) -> None:
-    """Score the model and the rule baseline on held-out simulated athletes."""
+def model_evaluate(athletes: int | None, seed: int | None, generator: str, as_json: bool) -> None:
+    """Score the model, the rules and the largest key-metric z on held-out simulated athletes."""
     from planner.services.analysis import evaluate_model
 
-    report = evaluate_model(n_athletes=athletes, seed=seed)
+    report = evaluate_model(n_athletes=athletes, seed=seed, generator=generator)
     if as_json:
         _print_json(report)
         return
+    for one in report.get("generators", [report]):
+        _print_evaluation(one)
+
+
+_SCORERS = (("model", "model"), ("baseline", "rules"), ("key_z", "key z"))
+
+
+def _print_evaluation(report: dict[str, Any]) -> None:
     click.echo(f"{report['model_version']} on {report['held_out']}")
     click.echo(f"{'area':<17} {'':<9} {'n':>4} {'pos':>4} {'ROC-AUC':>8} {'Brier':>7} {'ECE':>7}")
     for area in report["model"]["areas"]:
-        for name in ("model", "baseline"):
+        for name, label in _SCORERS:
             m = report[name]["areas"][area]
             click.echo(
-                f"{area:<17} {name:<9} {m['n']:>4} {m['positives']:>4}"
+                f"{area:<17} {label:<9} {m['n']:>4} {m['positives']:>4}"
                 f" {_fmt(m['roc_auc']):>8} {_fmt(m['brier']):>7}"
                 f" {_fmt(m['calibration_error']):>7}"
             )
-    for name in ("model", "baseline"):
+    for name, label in _SCORERS:
         r = report[name]
         click.echo(
-            f"top-1 limiter accuracy, {name:<8}: {_fmt(r['top1_accuracy'])}"
+            f"top-1 limiter accuracy, {label:<8}: {_fmt(r['top1_accuracy'])}"
             f" (n={r['top1_n']} athletes with all four areas judged);"
-            f" {_fmt(r['top1_accuracy_with_limiter'])} among the"
-            f" {r['top1_with_limiter_n']} of them with a limiter"
+            f" {_fmt(r['top1_one_clear'])} on the {r['top1_one_clear_n']} with one clear"
+            f" limiter; false flags {_fmt(r['false_flag_rate'])} of {r['limiter_free_n']}"
+            f" limiter-free; extreme evidence below 0.2: {r['extreme_below_0_2']}"
+            f" of {r['extreme_n']}"
         )
 
 

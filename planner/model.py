@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -542,6 +542,8 @@ class TrainingSet:
     groups: list[str]
     origin: list[str]  # "simulated" | "coach"
     top: list[str | None] = field(default_factory=list)  # true top area (simulated only)
+    runs: list[int] = field(default_factory=list)  # runs with steady running, per row
+    steady_min: list[float] = field(default_factory=list)  # steady minutes, per row
 
     @classmethod
     def empty(cls) -> TrainingSet:
@@ -560,6 +562,8 @@ class TrainingSet:
             self.groups + other.groups,
             self.origin + other.origin,
             self.top + other.top,
+            self.runs + other.runs,
+            self.steady_min + other.steady_min,
         )
 
     def digest(self) -> str:
@@ -571,22 +575,39 @@ class TrainingSet:
         return h.hexdigest()
 
 
-def _row(runs: Sequence[RunFeatures]) -> tuple[FloatArray, list[bool]]:
+def _row(runs: Sequence[RunFeatures]) -> tuple[FloatArray, list[bool], int, float]:
     af = athlete_features(runs)
-    return af.vector(), [af.judgeable(a) for a in AREAS]
+    steady = af.value("steady_min")
+    return (
+        af.vector(),
+        [af.judgeable(a) for a in AREAS],
+        af.runs_with.get("steady", 0),
+        0.0 if math.isnan(steady) else steady,
+    )
 
 
 def simulated_training_set(
-    n_athletes: int, seed: int, *, max_runs: int = 4, workers: int = 1
+    n_athletes: int,
+    seed: int,
+    *,
+    max_runs: int = 4,
+    workers: int = 1,
+    generator: str = "training",
 ) -> tuple[TrainingSet, list[SimulatedAthlete]]:
     """A seeded simulated cohort as training rows; labels of unjudgeable areas are NaN."""
     from planner.simulate import simulate_cohort  # heavy; not needed to analyse
 
-    athletes = simulate_cohort(n_athletes, seed, max_runs=max_runs, workers=workers)
+    athletes = simulate_cohort(
+        n_athletes, seed, max_runs=max_runs, workers=workers, generator=generator
+    )
     X = np.empty((len(athletes), len(MODEL_FEATURES)))
     Y = np.full((len(athletes), len(AREAS)), np.nan)
+    runs: list[int] = []
+    minutes: list[float] = []
     for i, athlete in enumerate(athletes):
-        X[i], judged = _row(athlete.runs)
+        X[i], judged, n_runs, steady = _row(athlete.runs)
+        runs.append(n_runs)
+        minutes.append(steady)
         labels = athlete.runner.labels()
         for k, area in enumerate(AREAS):
             if judged[k]:
@@ -599,6 +620,8 @@ def simulated_training_set(
             [a.runner.id for a in athletes],
             ["simulated"] * len(athletes),
             [a.runner.top_area for a in athletes],
+            runs,
+            minutes,
         ),
         athletes,
     )
@@ -633,7 +656,7 @@ def coach_training_set(
         check_no_strava(runs)
         if not runs:
             continue
-        x, judged = _row(runs)
+        x, judged, n_runs, steady = _row(runs)
         y = np.full(len(AREAS), np.nan)
         for k, area in enumerate(AREAS):
             if area in item.labels and judged[k]:
@@ -642,7 +665,14 @@ def coach_training_set(
             continue
         out = out.concat(
             TrainingSet(
-                x[None, :], y[None, :], np.array([weight]), [item.athlete_id], ["coach"], [None]
+                x[None, :],
+                y[None, :],
+                np.array([weight]),
+                [item.athlete_id],
+                ["coach"],
+                [None],
+                [n_runs],
+                [steady],
             )
         )
     return out
@@ -687,29 +717,114 @@ def _area_metrics(y: FloatArray, p: FloatArray) -> dict[str, float | int | None]
     }
 
 
-def evaluate(
-    pipeline: Pipeline, baseline: ZScoreRuleClassifier, test: TrainingSet
-) -> dict[str, Any]:
-    """Per-area ROC-AUC, Brier score and calibration error, and top-1 accuracy, for both models.
+def analysed(
+    pipeline: Pipeline, test: TrainingSet, support: Mapping[str, Any] | None = None
+) -> tuple[FloatArray, npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
+    """What ``analyze`` reports per row: probabilities after the evidence checks (NaN where an
+    area cannot be judged: its label is NaN in ``test``), which areas stand out, and the
+    first-ranked area (-1 when none is judged)."""
+    from planner import evidence as ev
 
-    Top-1 accuracy counts athletes whose four areas can all be judged: the area with the highest
-    probability against the area with the largest latent deficit.
+    raw = limiter_proba(pipeline, test.X)
+    probs = np.full(raw.shape, np.nan)
+    stands = np.zeros(raw.shape, dtype=bool)
+    tops = np.full(len(test), -1, dtype=np.int64)
+    for i in range(len(test)):
+        values = dict(zip(MODEL_FEATURES, test.X[i].tolist(), strict=True))
+        judged = [a for k, a in enumerate(AREAS) if not np.isnan(test.Y[i, k])]
+        ranked = ev.decide(
+            values,
+            dict(zip(AREAS, raw[i].tolist(), strict=True)),
+            judged,
+            runs=test.runs[i] if test.runs else 1,
+            steady_min=test.steady_min[i] if test.steady_min else 0.0,
+            support=support,
+        )
+        for d in ranked:
+            probs[i, AREAS.index(d.area)] = d.probability
+            stands[i, AREAS.index(d.area)] = d.stands_out
+        if ranked:
+            tops[i] = AREAS.index(ranked[0].area)
+    return probs, stands, tops
+
+
+def key_z_proba(test: TrainingSet) -> FloatArray:
+    """The "largest key-metric z" scorer: each area's key metric against the population."""
+    from planner import evidence as ev
+
+    out = np.empty((len(test), len(AREAS)))
+    for i in range(len(test)):
+        values = dict(zip(MODEL_FEATURES, test.X[i].tolist(), strict=True))
+        for k, area in enumerate(AREAS):
+            out[i, k] = ev.key_z_probability(area, values)
+    return out
+
+
+def evaluate(
+    pipeline: Pipeline,
+    baseline: ZScoreRuleClassifier,
+    test: TrainingSet,
+    *,
+    support: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Per-area ROC-AUC, Brier score and calibration error, top-1 accuracy and false flags.
+
+    Three scorers side by side: ``model`` (what ``analyze`` reports: the model after the
+    evidence checks), ``baseline`` (the z-score rules on the cohort's spreads) and ``key_z``
+    (the largest key-metric z against the published references). Top-1 counts athletes whose
+    four areas can all be judged: the first-ranked area against the area with the largest
+    latent deficit (``top1_accuracy``, ``top1_accuracy_with_limiter``) and, on athletes with
+    exactly one limiter, against that limiter (``top1_one_clear``). ``false_flag_rate``: the
+    share of limiter-free athletes with any area standing out (analyze's rule for the model;
+    P ≥ STAND_OUT_P for the baselines).
+    ``extreme_below_0_2``: (athlete, area) pairs whose key metric is beyond the 97.5th
+    percentile yet got P < 0.2.
     """
+    from planner import evidence as ev
+
     out: dict[str, Any] = {"n_athletes": len(test)}
     full = ~np.isnan(test.Y).any(axis=1)
+    labels = np.nan_to_num(test.Y, nan=0.0)
     # Athletes with at least one area over the limiter threshold: "is our top pick theirs?"
-    limited = full & (np.nan_to_num(test.Y, nan=0.0).max(axis=1) == 1)
+    limited = full & (labels.max(axis=1) == 1)
+    one_clear = full & (labels.sum(axis=1) == 1)
+    judged_any = ~np.isnan(test.Y).all(axis=1)
+    free = judged_any & (labels.max(axis=1) == 0)
     truth = np.array([AREAS.index(t) if t else -1 for t in test.top])
-    for name, model in (("model", pipeline), ("baseline", baseline)):
-        probs = limiter_proba(model, test.X)
+    clear_truth = np.argmax(labels, axis=1)
+    extreme = np.zeros(test.Y.shape, dtype=bool)
+    for i in range(len(test)):
+        values = dict(zip(MODEL_FEATURES, test.X[i].tolist(), strict=True))
+        for k, area in enumerate(AREAS):
+            extreme[i, k] = not np.isnan(test.Y[i, k]) and ev.key_extreme(area, values)
+    model_probs, model_stands, model_tops = analysed(pipeline, test, support)
+    scorers: dict[str, tuple[FloatArray, Any, Any]] = {
+        "model": (model_probs, model_tops, model_stands),
+        "baseline": (limiter_proba(baseline, test.X), None, None),
+        "key_z": (key_z_proba(test), None, None),
+    }
+    for name, (probs, tops, stands) in scorers.items():
         per_area = {area: _area_metrics(test.Y[:, k], probs[:, k]) for k, area in enumerate(AREAS)}
-        hit = np.argmax(probs, axis=1) == truth if len(truth) else np.zeros(0, dtype=bool)
+        masked = np.where(np.isnan(test.Y), -np.inf, probs)
+        pick = tops if tops is not None else np.argmax(masked, axis=1)
+        hit = pick == truth if len(truth) else np.zeros(0, dtype=bool)
+        clear_hit = pick == clear_truth
+        # A flag: what analyze calls "stands out"; for the baselines, P >= STAND_OUT_P.
+        if stands is None:
+            stands = np.where(np.isnan(test.Y), 0.0, probs) >= ev.STAND_OUT_P
+        flagged = stands.any(axis=1)
         out[name] = {
             "areas": per_area,
             "top1_accuracy": float(hit[full].mean()) if full.any() else None,
             "top1_n": int(full.sum()),
             "top1_accuracy_with_limiter": float(hit[limited].mean()) if limited.any() else None,
             "top1_with_limiter_n": int(limited.sum()),
+            "top1_one_clear": float(clear_hit[one_clear].mean()) if one_clear.any() else None,
+            "top1_one_clear_n": int(one_clear.sum()),
+            "false_flag_rate": float(flagged[free].mean()) if free.any() else None,
+            "limiter_free_n": int(free.sum()),
+            "extreme_below_0_2": int((extreme & (np.nan_to_num(probs, nan=1.0) < 0.2)).sum()),
+            "extreme_n": int(extreme.sum()),
         }
     return out
 
@@ -739,13 +854,60 @@ def grouped_cv(
         pipeline, _ = fit_models(simulated.concat(part), random_state)
         probs[test_idx] = limiter_proba(pipeline, coach.X[test_idx])
     areas = {}
+    rng = np.random.default_rng(random_state)
     for k, area in enumerate(AREAS):
         y = coach.Y[:, k]
         known = ~np.isnan(y)
         both = len(np.unique(y[known])) == 2
+        auc_ci, brier_ci = _bootstrap(y[known], probs[known, k], rng)
+        positives = int(np.nansum(y[known]))
+        negatives = int(known.sum()) - positives
         areas[area] = {
             "n": int(known.sum()),
+            "positives": positives,
             "roc_auc": float(roc_auc_score(y[known], probs[known, k])) if both else None,
+            "roc_auc_90": auc_ci,
             "brier": float(brier_score_loss(y[known], probs[known, k])) if known.any() else None,
+            "brier_90": brier_ci,
+            "too_few": min(positives, negatives) < MIN_LABELS_PER_CLASS,
         }
-    return {"athletes": len(unique), "folds": splitter.get_n_splits(), "areas": areas}
+    few = [a for a, m in areas.items() if m["too_few"]]
+    note = (
+        f"Too few coach labels to change anything in {', '.join(few)}: fewer than"
+        f" {MIN_LABELS_PER_CLASS} limiters or non-limiters labelled; the simulated prior"
+        " decides there, and the intervals show how little these figures say."
+        if few
+        else None
+    )
+    return {
+        "athletes": len(unique),
+        "folds": splitter.get_n_splits(),
+        "areas": areas,
+        "bootstrap": BOOTSTRAP_ROUNDS,
+        "note": note,
+    }
+
+
+#: Athlete bootstrap for the grouped-CV figures: rounds, and the labels per class below which
+#: they cannot say anything. Assumption: with fewer than 5 positives an AUROC's 90 % interval
+#: spans most of 0.3–1 (issue 17 measured 0.43–0.92 from 2–8 positives).
+BOOTSTRAP_ROUNDS = 1000
+MIN_LABELS_PER_CLASS = 5
+
+
+def _bootstrap(
+    y: FloatArray, p: FloatArray, rng: np.random.Generator
+) -> tuple[list[float] | None, list[float] | None]:
+    """90 % percentile intervals of ROC-AUC and Brier over athletes resampled with replacement."""
+    if len(y) < 2:
+        return None, None
+    aucs: list[float] = []
+    briers: list[float] = []
+    for _ in range(BOOTSTRAP_ROUNDS):
+        idx = rng.integers(0, len(y), len(y))
+        yy, pp = y[idx], p[idx]
+        briers.append(float(np.mean((pp - yy) ** 2)))
+        if 0 < yy.sum() < len(yy):
+            aucs.append(float(roc_auc_score(yy, pp)))
+    auc = [float(np.quantile(aucs, 0.05)), float(np.quantile(aucs, 0.95))] if aucs else None
+    return auc, [float(np.quantile(briers, 0.05)), float(np.quantile(briers, 0.95))]

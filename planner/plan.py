@@ -23,6 +23,22 @@ PLAN_FORMAT_VERSION: Final = 1
 #: What a block is aimed at: one of the limiter areas, or ``general`` (warm-up, mobility, and
 #: work for areas the data cannot judge).
 
+#: Plain words for the key metrics the analysis tracks (runner-facing text never shows keys).
+METRIC_LABELS: Final[dict[str, str]] = {
+    "gct_resid_ms": "contact time against the expected for your speed (ms)",
+    "cadence_resid_spm": "cadence against the expected for your speed (spm)",
+    "vo_resid_mm": "vertical oscillation against the population median (mm)",
+    "balance_dev_pts": "distance of your contact balance from 50 % (points)",
+}
+
+
+def metric_label(metric: str | None) -> str:
+    """Plain words for a key metric; an unknown one is named generically, never by its key."""
+    if metric is None:
+        return "key measurement"
+    return METRIC_LABELS.get(metric, "key measurement")
+
+
 DAY_LABELS: Final[dict[str, str]] = {
     "mon": "Monday",
     "tue": "Tuesday",
@@ -200,9 +216,11 @@ class PlanDay:
 class AreaEmphasis:
     """How much of the week goes to one area, and why.
 
-    ``weight`` is the probability after the emphasis shift for an improving limiter; shares and
-    minutes follow it. ``role`` is ``focus`` (top limiter), ``second``, ``maintenance``, or
-    ``general`` when the data cannot judge the area (``probability`` None).
+    ``weight`` is the probability after the emphasis shift for an improving limiter (equal for
+    every judged area in a balanced week); shares and minutes follow it. ``role`` is ``focus``
+    (top area, when it stands out), ``second`` (next area, when it stands out too),
+    ``maintenance``, or ``general`` when the data cannot judge the area (``probability``
+    None). Only ``support`` sentences are ever cited as the reason ("because").
     """
 
     area: str
@@ -213,6 +231,8 @@ class AreaEmphasis:
     role: str
     evidence: tuple[str, ...] = ()
     improving: bool = False
+    support: tuple[str, ...] = ()  # evidence sentences that point towards a limiter
+    summary: str | None = None  # the analysis' one-sentence verdict for the area
 
 
 @dataclass(frozen=True, slots=True)

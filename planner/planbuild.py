@@ -20,7 +20,10 @@ sources (``domain.md`` sections 4–5) or marked as our own assumptions:
   (the previous week's Sunday counts for Monday).
 * **Strength balance.** Unilateral strength, plyometric and technique drills get one extra set
   on the weaker side (``Analysis.weaker_side``, from GCT balance; domain.md §5, practitioner).
-* **Reasons.** Every block says why it is there, quoting the analysis evidence for its area.
+* **Reasons.** Every block says why it is there. Only an area that stands out (probability at
+  least ``planner.evidence.STAND_OUT_P``) is a focus, and only evidence that points towards a
+  limiter is cited with "because"; when no area stands out the week is balanced (equal weights,
+  all maintenance) and a note says why.
 * **Emphasis shift.** When an area's key metric has improved since the plan began, its weight
   drops so time moves to the next limiter, and the plan says so (``Plan.shift_to``). With the
   weekly progress (:mod:`planner.progress`) "improved" means by more than the athlete's own
@@ -41,6 +44,7 @@ from typing import Final
 
 from drills.catalogue import Catalogue, Contraindication, Drill, Equipment, Kind
 from planner.errors import ConfigError
+from planner.evidence import STAND_OUT_P
 from planner.plan import (
     AreaEmphasis,
     IsoWeek,
@@ -589,14 +593,20 @@ def _reason(drill: Drill, target: str, emphasis: dict[str, AreaEmphasis]) -> str
     label = AREA_LABELS[target]
     assert em.probability is not None  # only judged areas get targeted blocks
     pct = f"{em.probability:.0%}"
+    balanced = all(e.role in ("maintenance", "general") for e in emphasis.values())
     if em.role == "focus":
         lead = f"{label} is your most likely limiter ({pct})"
     elif em.role == "second":
         lead = f"{label} is your second most likely limiter ({pct})"
+    elif balanced:
+        lead = (
+            f"No area stands out, so {label.lower()} gets an even share of a balanced week ({pct})"
+        )
     else:
         lead = f"{label} is less likely to limit you ({pct}), so this is a little maintenance"
-    if em.evidence:
-        lead += f" because {_lowerfirst(em.evidence[0].rstrip('.'))}"
+    if em.role in ("focus", "second") and em.support:
+        # Only evidence that points towards a limiter is ever given as the reason.
+        lead += f" because {_lowerfirst(em.support[0].rstrip('.'))}"
     lead += "."
     if em.improving:
         lead += " It is improving, so it gets less time than before."
@@ -666,10 +676,14 @@ def _emphasis(
     chain: Sequence[PlanHistoryEntry],
     progress: Progress | None = None,
 ) -> tuple[dict[str, AreaEmphasis], list[MetricTrend]]:
-    """Weight, share and role of every area, and the key-metric trends since the plan began."""
+    """Weight, share and role of every area, and the key-metric trends since the plan began.
+
+    Areas keep the analysis' rank order (evidence first, planner.evidence); a weight never
+    exceeds that of a higher-ranked area. Roles follow STAND_OUT_P: only an area that stands
+    out is a focus; when none does, the week is balanced (equal weights, all maintenance).
+    """
     by_area = {lim.area: lim for lim in analysis.limiters if lim.area in AREAS}
     trends: list[MetricTrend] = []
-    weights: dict[str, float] = {}
     improving: set[str] = set()
     for area, lim in sorted(by_area.items(), key=lambda kv: AREAS.index(kv[0])):
         trend, better = metric_trend(lim, week, chain)
@@ -680,23 +694,44 @@ def _emphasis(
             better = False  # too early to tell: no shift yet
         if trend is not None:
             trends.append(trend)
-        if lim.probability is not None:
-            weights[area] = lim.probability * (IMPROVING_WEIGHT if better else 1.0)
-            if better:
-                improving.add(area)
-    ranked = sorted(weights, key=lambda a: (-weights[a], AREAS.index(a)))
+        if lim.probability is not None and better:
+            improving.add(area)
+    judged = sorted(
+        (lim for lim in by_area.values() if lim.probability is not None),
+        key=lambda lim: (
+            lim.rank if lim.rank is not None else math.inf,
+            -(lim.probability or 0.0),
+            AREAS.index(lim.area),
+        ),
+    )
+    balanced = bool(judged) and not any(standing_out(lim) for lim in judged)
+    weights: dict[str, float] = {}
+    ceiling = math.inf
+    for lim in judged:
+        assert lim.probability is not None
+        ceiling = min(ceiling, lim.probability)  # rank order wins over a raw probability
+        weights[lim.area] = ceiling * (IMPROVING_WEIGHT if lim.area in improving else 1.0)
+    if balanced:
+        even = sum(weights.values()) / len(weights)
+        weights = dict.fromkeys(weights, even)
+    ranked = sorted(weights, key=lambda a: (-weights[a], judged.index(by_area[a])))
     shares = area_shares(weights)
     emphasis: dict[str, AreaEmphasis] = {}
     for i, area in enumerate(ranked):
+        lim = by_area[area]
+        stands = standing_out(lim) and not balanced
+        role = "focus" if i == 0 and stands else "second" if i == 1 and stands else "maintenance"
         emphasis[area] = AreaEmphasis(
             area=area,
-            probability=by_area[area].probability,
+            probability=lim.probability,
             weight=round(weights[area], 4),
             share=round(shares[area], 4),
             minutes=0,
-            role="focus" if i == 0 else "second" if i == 1 else "maintenance",
-            evidence=by_area[area].evidence,
+            role=role,
+            evidence=lim.evidence,
             improving=area in improving,
+            support=lim.support,
+            summary=lim.summary,
         )
     for area in AREAS:
         if area not in emphasis:
@@ -711,6 +746,16 @@ def _emphasis(
                 evidence=found.evidence if found else (),
             )
     return emphasis, trends
+
+
+def standing_out(lim: LimiterEstimate) -> bool:
+    """Whether an area stands out: the analysis says so (planner.evidence); an estimate made
+    without the evidence checks (no interval) stands out at STAND_OUT_P."""
+    if lim.probability is None:
+        return False
+    if lim.interval is not None:
+        return lim.stands_out
+    return lim.probability >= STAND_OUT_P
 
 
 class _Week:
@@ -1042,6 +1087,13 @@ def _notes(
             " with running dynamics (a chest strap, pod or recent watch) let the next plan aim"
             " at what limits you."
         )
+    judged = [e for e in emphasis.values() if e.role != "general"]
+    if judged and all(e.role == "maintenance" for e in judged):
+        notes.append(
+            f"No area stands out: none is at least {STAND_OUT_P:.0%} likely to limit you, so"
+            " this is a balanced maintenance week with the same weight for every area your"
+            " data can judge."
+        )
     if shift is not None:
         moved_from, shift_to = shift
         notes.append(
@@ -1130,10 +1182,12 @@ def _session(
         if general:
             parts.append(f"warm-up and mobility {general} min")
         reason = "; ".join(parts) + "."
-        if main is not None and emphasis[main].evidence:
-            reason += f" Main reason: {_lowerfirst(emphasis[main].evidence[0])}"
-            if not reason.endswith("."):
-                reason += "."
+        if main is not None and emphasis[main].role in ("focus", "second"):
+            why = next(iter(emphasis[main].support), emphasis[main].summary)
+            if why:
+                reason += f" Main reason: {_lowerfirst(why)}"
+                if not reason.endswith("."):
+                    reason += "."
     if deload:
         reason += " Deload week: lighter on purpose."
     return PlanSession(

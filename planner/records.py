@@ -199,6 +199,16 @@ class LimiterEstimate:
     evidence: tuple[str, ...] = ()
     key_metric: str | None = None  # e.g. "gct_residual_ms": tracked week over week in plans
     key_value: float | None = None
+    # What the evidence checks (planner.evidence) made of the model's number:
+    interval: tuple[float, float] | None = None  # 90 % interval, wider with less data
+    stands_out: bool = False  # probability reaches evidence.STAND_OUT_P
+    verdict: str | None = None  # key metric: "extreme" | "elevated" | "in_line"
+    summary: str | None = None  # one plain sentence: what the key evidence says
+    support: tuple[str, ...] = ()  # evidence sentences that point towards a limiter
+    z: dict[str, float] = field(default_factory=dict)  # signal → z against the population
+    out_of_support: bool = False  # outside the training cohort: the transparent rule decided
+    model_probability: float | None = None  # the model's own number, before the checks
+    adjustments: tuple[str, ...] = ()  # "rule_fallback", "in_line_cap", "evidence_floor", ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ import math
 import multiprocessing
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
@@ -51,30 +51,65 @@ A = "assumption"
 PARAMS: dict[str, Param] = {
     # -- labels --
     "limiter_threshold_sd": Param(0.84, f"{A}: deficit above the 80th percentile = limiter"),
-    # -- area effects per SD of deficit (directions from domain.md §4; sizes assumed) --
+    # -- area effects per SD of deficit (directions from domain.md §4; sizes assumed). Each
+    # runner's deficit shows through a random subset of its area's signals (its "signature"),
+    # each at a random share of the size below: we do not know any limiter's signature. --
+    "signal_p_include": Param(
+        0.6, f"{A}: chance that a signal carries its area's deficit in one runner"
+    ),
+    "signal_size_min": Param(0.5, f"{A}: smallest effect, as a share of the sizes below"),
+    "signal_size_max": Param(1.5, f"{A}: largest effect, as a share of the sizes below"),
+    "signal_boost_max": Param(
+        2.0,
+        f"{A}: a deficit carried by fewer signals shows more in each (×√(k/used), at most this)",
+    ),
     "push_gct_ms": Param(14.0, f"{A}: about half the between-runner GCT SD (reference.GCT_SD_MS)"),
     "push_lss_frac": Param(0.06, f"{A}: Stryd LSS lower by 6 % per SD"),
-    "push_vo_mm": Param(2.0, f"{A}: a little more bounce with less ground force"),
+    "push_vo_mm": Param(4.0, f"{A}: more bounce with less ground force: a higher vertical ratio"),
     "swing_cadence_spm": Param(
         4.5, f"{A}: about half the between-runner SD (8 spm, van_oeveren_2020)"
     ),
     "swing_slope_spm_per_mps": Param(
         2.5, f"{A}: 'step length grows with no cadence gain at faster paces' (domain.md §4)"
     ),
+    "swing_overstride_vo_mm": Param(
+        3.0, f"{A}: 'long flight with overstride' (domain.md §4): more flight, more bounce"
+    ),
+    "swing_overstride_cadence_spm": Param(2.0, f"{A}: an overstride lowers cadence a little"),
     "posture_vo_mm": Param(7.0, f"{A}: about half the VO SD (reference.VO_SD_MM)"),
     "posture_gct_ms": Param(3.0, f"{A}: small cross-talk into contact time"),
-    "posture_vo_drift_mm": Param(4.0, f"{A}: extra VO per hour of fatigue (J Athl Train 2020)"),
-    "posture_gct_drift_ms": Param(6.0, f"{A}: extra GCT per hour of fatigue (clermont_2019)"),
-    "posture_balance_drift_pts": Param(0.4, f"{A}: balance widening per hour of fatigue"),
-    "posture_fpr": Param(0.02, f"{A}: Stryd form-power ratio per SD (no published norm)"),
+    "posture_vo_drift_mm": Param(8.0, f"{A}: extra VO per hour of fatigue (J Athl Train 2020)"),
+    "posture_gct_drift_ms": Param(8.0, f"{A}: extra GCT per hour of fatigue (clermont_2019)"),
+    "posture_balance_drift_pts": Param(0.6, f"{A}: balance widening per hour of fatigue"),
+    "posture_fpr": Param(0.03, f"{A}: Stryd form-power ratio per SD (no published norm)"),
     "balance_median_pts": Param(
         0.9, "median |balance − 50| of N(50, 1.34) (garmin_balance via reference.BALANCE_SD_PTS)"
     ),
     "balance_log_per_sd": Param(
         0.6, f"{A}: |balance − 50| = 0.9·exp(0.6·d) puts d = 1.645 at 2.4 pts (garmin 90 % ≈ 2.2)"
     ),
-    "balance_drift_pts": Param(0.6, f"{A}: balance widening per hour of fatigue per SD"),
-    "balance_speed_pts_per_mps": Param(0.5, f"{A}: balance widening per m/s faster per SD"),
+    "balance_drift_pts": Param(0.8, f"{A}: balance widening per hour of fatigue per SD"),
+    "balance_speed_pts_per_mps": Param(0.6, f"{A}: balance widening per m/s faster per SD"),
+    # -- couplings and per-runner quirks that are not limiters (randomised per runner) --
+    "gct_step_coupling_max": Param(
+        0.5,
+        f"{A}: GCT follows a longer step time by up to half of it (contact is a share of the"
+        " step, weyand_2005)",
+    ),
+    "vo_flight_coupling_max": Param(
+        0.15, f"{A}: up to 0.15 mm more VO per ms more flight (ballistic flight, morin_2005)"
+    ),
+    "vo_drift_noise_mm_h": Param(
+        10.0,
+        f"{A}: per-runner VO drift unrelated to posture; covers the fixture runs' late-run VO"
+        " drift of −8.8 to +5.0 mm",
+    ),
+    "gct_drift_noise_ms_h": Param(
+        10.0, f"{A}: per-runner GCT drift; covers the fixture runs' −8 to +6 ms"
+    ),
+    "balance_drift_noise_pts_h": Param(0.8, f"{A}: per-runner balance drift unrelated to limits"),
+    "device_gct_ms": Param(8.0, f"{A}: SD of GCT offsets between watch and strap models"),
+    "device_vo_mm": Param(4.0, f"{A}: SD of VO offsets between watch and strap models"),
     # -- nuisance between-runner variation (not limiters) --
     "cadence_noise_spm": Param(
         5.0, f"{A}: with swing effect gives SD ≈ 7 spm (van_oeveren_2020: 8)"
@@ -124,9 +159,13 @@ PARAMS: dict[str, Param] = {
     "p_pause": Param(0.3, f"{A}: a traffic-light stop in a run"),
     "dropouts_max": Param(3.0, f"{A}: sensor dropouts per run (10–90 s each)"),
     "power_w_per_kg_per_mps": Param(1.0, f"{A}: Stryd-like running power ≈ 1 W/kg per m/s"),
-    "fpr_mean": Param(0.25, f"{A}: form-power ratio; Stryd publishes no norm we could check"),
-    "fpr_sd": Param(0.02, A),
-    "lss_sd_frac": Param(0.05, A),
+    "fpr_mean": Param(
+        0.31,
+        f"{A}: form-power ratio; Stryd publishes no norm we could check. Centre of the fixture"
+        " runs' 0.27–0.42",
+    ),
+    "fpr_sd": Param(0.045, f"{A}: with the posture effect covers the fixture runs' 0.27–0.42"),
+    "lss_sd_frac": Param(0.08, f"{A}: covers the fixture runs' −22 to −9 % around the estimate"),
     # -- run types --
     "easy_speed_min_mps": Param(2.2, A),
     "easy_speed_max_mps": Param(3.8, A),
@@ -188,9 +227,64 @@ RUN_MINUTES: dict[str, tuple[float, float]] = {
 }
 
 
+#: The watch signals through which each area's deficit can show (domain.md §4). A runner's
+#: *signature* is a random subset of them with random sizes (:func:`draw_signature`).
+AREA_SIGNALS: dict[str, tuple[str, ...]] = {
+    "push": ("push_gct", "push_vr", "push_lss"),
+    "swing": ("swing_cadence", "swing_slope", "swing_overstride"),
+    "posture_hip": (
+        "posture_vo",
+        "posture_vo_drift",
+        "posture_gct_drift",
+        "posture_balance_drift",
+        "posture_fpr",
+    ),
+    "strength_balance": ("balance_offset", "balance_fatigue", "balance_speed"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Generator:
+    """A way of generating runners: the training prior, or a shifted one for evaluation.
+
+    ``stridewise model evaluate --generator NAME`` scores the model on runners it was not
+    trained on: signatures with one signal only, effects half or twice as large, contact time
+    fully tied to step time, more noise.
+    """
+
+    name: str
+    description: str
+    effect_scale: float = 1.0
+    single_signal: bool = False
+    gct_step_coupling: float | None = None  # None: drawn per runner
+    noise_scale: float = 1.0
+
+
+GENERATORS: dict[str, Generator] = {
+    g.name: g
+    for g in (
+        Generator("training", "the training prior (randomised signatures), a held-out seed"),
+        Generator(
+            "single_signal",
+            "each area's deficit shows through exactly one of its signals",
+            single_signal=True,
+        ),
+        Generator("effects_half", "every effect size × 0.5", effect_scale=0.5),
+        Generator("effects_double", "every effect size × 2", effect_scale=2.0),
+        Generator(
+            "coupled_gct_cadence",
+            "contact time follows step time fully (lower cadence, longer contact)",
+            gct_step_coupling=1.0,
+        ),
+        Generator("noise_1.5", "between-runner and sensor noise × 1.5", noise_scale=1.5),
+    )
+}
+TRAINING = GENERATORS["training"]
+
+
 @dataclass(frozen=True, slots=True)
 class Runner:
-    """One simulated runner: latent deficits, body, sensors and personal quirks."""
+    """One simulated runner: latent deficits, signature, body, sensors and personal quirks."""
 
     id: str
     deficits: dict[str, float]
@@ -211,6 +305,13 @@ class Runner:
     body_known: bool
     seed: int
     hr_base: float = 140.0
+    signature: dict[str, float] = field(default_factory=dict)  # signal → effect multiplier
+    vo_drift_mm_h: float = 0.0  # per-runner drift unrelated to a limiter
+    gct_drift_ms_h: float = 0.0
+    balance_drift_pts_h: float = 0.0
+    gct_step_coupling: float = 0.0
+    vo_flight_coupling: float = 0.0
+    noise_scale: float = 1.0
 
     def labels(self) -> dict[str, int]:
         """1 where an area's deficit is above the limiter threshold."""
@@ -220,6 +321,35 @@ class Runner:
     @property
     def top_area(self) -> str:
         return max(AREAS, key=lambda a: self.deficits[a])
+
+    def effect(self, signal: str) -> float:
+        """This runner's multiplier for one signal (0 when it does not carry the deficit)."""
+        return self.signature.get(signal, 0.0)
+
+
+def draw_signature(rng: np.random.Generator, generator: Generator = TRAINING) -> dict[str, float]:
+    """Which signals carry each area's deficit in one runner, and how strongly.
+
+    Each signal is used with probability ``signal_p_include`` (at least one per area; exactly
+    one for a single-signal generator), at a size drawn uniformly between ``signal_size_min``
+    and ``signal_size_max``, boosted by √(k / used) (at most ``signal_boost_max``) so that a
+    deficit carried by fewer signals shows more in each.
+    """
+    out: dict[str, float] = {}
+    for signals in AREA_SIGNALS.values():
+        k = len(signals)
+        if generator.single_signal:
+            used = np.zeros(k, dtype=bool)
+            used[int(rng.integers(0, k))] = True
+        else:
+            used = rng.random(k) < p("signal_p_include")
+            if not used.any():
+                used[int(rng.integers(0, k))] = True
+        sizes = rng.uniform(p("signal_size_min"), p("signal_size_max"), k)
+        boost = min(math.sqrt(k / int(used.sum())), p("signal_boost_max"))
+        for name, on, size in zip(signals, used, sizes, strict=True):
+            out[name] = float(size * boost * generator.effect_scale) if on else 0.0
+    return out
 
 
 def make_runner(
@@ -231,14 +361,21 @@ def make_runner(
     stryd: bool | None = None,
     body_known: bool | None = None,
     nuisance: float = 1.0,
+    generator: Generator = TRAINING,
+    signature: dict[str, float] | None = None,
 ) -> Runner:
     """Draw one runner; any argument given overrides the draw (for tests).
 
     ``nuisance`` scales the between-runner variation that has nothing to do with the deficits
     (1 = the cohort's; tests use less to get a runner whose signals show their deficits).
+    ``signature`` replaces the drawn one (signal → multiplier, :data:`AREA_SIGNALS`).
     """
     drawn = {a: float(rng.standard_normal()) for a in AREAS}
     d = {**drawn, **(deficits or {})}
+    sig = draw_signature(rng, generator)
+    if signature is not None:
+        sig = {name: signature.get(name, 0.0) for name in sig}
+    nuisance = nuisance * generator.noise_scale
     sex = "female" if rng.random() < p("share_female") else "male"
     height = float(
         rng.normal(
@@ -253,6 +390,11 @@ def make_runner(
         else "no_balance"
         if u < p("p_full_dynamics") + p("p_dynamics_no_balance")
         else "none"
+    )
+    coupling = (
+        float(rng.uniform(0.0, p("gct_step_coupling_max")))
+        if generator.gct_step_coupling is None
+        else generator.gct_step_coupling
     )
     return Runner(
         id=runner_id,
@@ -269,42 +411,55 @@ def make_runner(
         ),
         side=1.0 if rng.random() < p("p_left_longer") else -1.0,
         cadence_offset_spm=float(
-            -p("swing_cadence_spm") * d["swing"]
+            -p("swing_cadence_spm") * sig["swing_cadence"] * d["swing"]
+            - p("swing_overstride_cadence_spm") * sig["swing_overstride"] * d["swing"]
             + nuisance * rng.normal(0.0, p("cadence_noise_spm"))
             + p("cadence_per_cm_height") * (height - p("height_ref_m")) * 100.0
         ),
         cadence_slope_dev=float(
-            -p("swing_slope_spm_per_mps") * d["swing"]
+            -p("swing_slope_spm_per_mps") * sig["swing_slope"] * d["swing"]
             + nuisance * rng.normal(0.0, p("cadence_slope_noise"))
         ),
         gct_offset_ms=float(
-            p("push_gct_ms") * d["push"]
+            p("push_gct_ms") * sig["push_gct"] * d["push"]
             + p("posture_gct_ms") * d["posture_hip"]
             + nuisance * rng.normal(0.0, p("gct_noise_ms"))
+            + nuisance * rng.normal(0.0, p("device_gct_ms"))
         ),
         vo_offset_mm=float(
-            p("posture_vo_mm") * d["posture_hip"]
-            + p("push_vo_mm") * d["push"]
+            p("posture_vo_mm") * sig["posture_vo"] * d["posture_hip"]
+            + p("push_vo_mm") * sig["push_vr"] * d["push"]
+            + p("swing_overstride_vo_mm") * sig["swing_overstride"] * d["swing"]
             + nuisance * rng.normal(0.0, p("vo_noise_mm"))
+            + nuisance * rng.normal(0.0, p("device_vo_mm"))
         ),
         balance_pts=float(
             p("balance_median_pts")
-            * math.exp(p("balance_log_per_sd") * d["strength_balance"])
+            * math.exp(p("balance_log_per_sd") * sig["balance_offset"] * d["strength_balance"])
             * rng.lognormal(0.0, p("balance_log_sd") * nuisance)
         ),
         fpr=float(
             p("fpr_mean")
-            + p("posture_fpr") * d["posture_hip"]
+            + p("posture_fpr") * sig["posture_fpr"] * d["posture_hip"]
             + nuisance * rng.normal(0.0, p("fpr_sd"))
         ),
         lss_factor=float(
-            1.0 - p("push_lss_frac") * d["push"] + nuisance * rng.normal(0.0, p("lss_sd_frac"))
+            1.0
+            - p("push_lss_frac") * sig["push_lss"] * d["push"]
+            + nuisance * rng.normal(0.0, p("lss_sd_frac"))
         ),
         sensors=sensors or drawn_sensors,
         stryd=bool(rng.random() < p("p_stryd")) if stryd is None else stryd,
         body_known=bool(rng.random() < p("p_body_known")) if body_known is None else body_known,
         seed=int(rng.integers(0, 2**31 - 1)),
         hr_base=float(rng.normal(p("hr_easy_bpm"), p("hr_easy_sd"))),
+        signature=sig,
+        vo_drift_mm_h=float(nuisance * rng.normal(0.0, p("vo_drift_noise_mm_h"))),
+        gct_drift_ms_h=float(nuisance * rng.normal(0.0, p("gct_drift_noise_ms_h"))),
+        balance_drift_pts_h=float(nuisance * rng.normal(0.0, p("balance_drift_noise_pts_h"))),
+        gct_step_coupling=coupling,
+        vo_flight_coupling=float(rng.uniform(0.0, p("vo_flight_coupling_max"))),
+        noise_scale=generator.noise_scale,
     )
 
 
@@ -388,9 +543,12 @@ def simulate_run(
 
     settle = np.exp(-t / p("warmup_tau_s"))
     fatigue = np.clip((t - p("fatigue_onset_s")) / 3600.0, 0.0, None)
+    hours = t / 3600.0  # per-runner drifts unrelated to a limiter run from the start
     d_post = max(runner.deficits["posture_hip"], 0.0)
     d_bal = max(runner.deficits["strength_balance"], 0.0)
     g = np.clip(grade, -10, 10)
+    ns = runner.noise_scale
+    eff = runner.effect
 
     cadence = (
         ref.cadence_ref_spm(true_v)
@@ -398,33 +556,54 @@ def simulate_run(
         + runner.cadence_slope_dev * (true_v - ref.ANCHOR_SPEED_MPS)
         + p("warmup_cadence_spm") * settle
         + p("fatigue_cadence_spm") * fatigue
-        + rng.normal(0.0, p("noise_cadence_spm"), n)
+        + rng.normal(0.0, ns * p("noise_cadence_spm"), n)
     )
     step_ms = 60000.0 / cadence
+    # Coupling: contact time follows a longer (or shorter) step than the reference's.
+    step_dev_ms = step_ms - 60000.0 / ref.cadence_ref_spm(true_v)
+    gct_ref = ref.gct_ref_ms(true_v, runner.sex)
     gct = (
-        ref.gct_ref_ms(true_v, runner.sex)
+        gct_ref
         + runner.gct_offset_ms
+        + runner.gct_step_coupling * step_dev_ms
         + p("warmup_gct_ms") * settle
-        + (p("fatigue_gct_ms") + p("posture_gct_drift_ms") * d_post) * fatigue
+        + (p("fatigue_gct_ms") + p("posture_gct_drift_ms") * eff("posture_gct_drift") * d_post)
+        * fatigue
+        + runner.gct_drift_ms_h * hours
         + p("grade_gct_ms_per_pct") * np.clip(g, 0, None)
-        + rng.normal(0.0, p("noise_gct_ms"), n)
+        + rng.normal(0.0, ns * p("noise_gct_ms"), n)
     )
     # Bounds below keep values physical and inside schema.PLAUSIBLE; they are not model inputs.
     gct = np.clip(gct, 120.0, p("gct_max_step_share") * step_ms)
+    # Coupling: more flight than the reference's, more bounce (ballistic flight).
+    flight_dev_ms = (step_ms - gct) - (60000.0 / ref.cadence_ref_spm(true_v) - gct_ref)
     vo = (
         ref.vo_ref_mm(true_v)
         + runner.vo_offset_mm
-        + (p("fatigue_vo_mm") + p("posture_vo_drift_mm") * d_post) * fatigue
-        + rng.normal(0.0, p("noise_vo_mm"), n)
+        + runner.vo_flight_coupling * flight_dev_ms
+        + (p("fatigue_vo_mm") + p("posture_vo_drift_mm") * eff("posture_vo_drift") * d_post)
+        * fatigue
+        + runner.vo_drift_mm_h * hours
+        + rng.normal(0.0, ns * p("noise_vo_mm"), n)
     )
     vo = np.clip(vo, 30.0, 200.0)
+    widening = (
+        p("balance_drift_pts") * eff("balance_fatigue") * d_bal
+        + p("posture_balance_drift_pts") * eff("posture_balance_drift") * d_post
+    )
     balance = ref.BALANCE_CENTRE_PCT + runner.side * (
         runner.balance_pts
-        + (p("balance_drift_pts") * d_bal + p("posture_balance_drift_pts") * d_post) * fatigue
-        + p("balance_speed_pts_per_mps") * d_bal * (true_v - runner.easy_speed_mps)
+        + widening * fatigue
+        + runner.balance_drift_pts_h * hours
+        + p("balance_speed_pts_per_mps")
+        * eff("balance_speed")
+        * d_bal
+        * (true_v - runner.easy_speed_mps)
     )
     balance = (
-        balance + p("grade_balance_pts_per_pct") * g + rng.normal(0.0, p("noise_balance_pts"), n)
+        balance
+        + p("grade_balance_pts_per_pct") * g
+        + rng.normal(0.0, ns * p("noise_balance_pts"), n)
     )
     balance = np.clip(balance, 40.0, 60.0)
     step_len_mm = 1000.0 * true_v * 60.0 / cadence
@@ -568,15 +747,15 @@ def simulate_history(
 
 
 def simulate_athlete(
-    seed: int, index: int, *, max_runs: int = 4, prefix: str = "sim"
+    seed: int, index: int, *, max_runs: int = 4, prefix: str = "sim", generator: str = "training"
 ) -> SimulatedAthlete:
     """Athlete ``index`` of cohort ``seed``, with 1–``max_runs`` runs turned into features.
 
     Each athlete has its own seed ``(seed, index)``, so a cohort does not depend on how it is
-    split across processes.
+    split across processes. ``generator`` names one of :data:`GENERATORS`.
     """
     rng = np.random.default_rng([seed, index])
-    runner = make_runner(rng, f"{prefix}{seed}-{index}")
+    runner = make_runner(rng, f"{prefix}{seed}-{index}", generator=GENERATORS[generator])
     n_runs = int(rng.integers(1, max_runs + 1))
     runs = tuple(
         run_features(item.stream, item.activity) for item in simulate_history(runner, n_runs=n_runs)
@@ -584,16 +763,24 @@ def simulate_athlete(
     return SimulatedAthlete(runner, runs)
 
 
-def _athlete_job(args: tuple[int, int, int, str]) -> SimulatedAthlete:
-    seed, index, max_runs, prefix = args
-    return simulate_athlete(seed, index, max_runs=max_runs, prefix=prefix)
+def _athlete_job(args: tuple[int, int, int, str, str]) -> SimulatedAthlete:
+    seed, index, max_runs, prefix, generator = args
+    return simulate_athlete(seed, index, max_runs=max_runs, prefix=prefix, generator=generator)
 
 
 def simulate_cohort(
-    n_athletes: int, seed: int, *, max_runs: int = 4, prefix: str = "sim", workers: int = 1
+    n_athletes: int,
+    seed: int,
+    *,
+    max_runs: int = 4,
+    prefix: str = "sim",
+    workers: int = 1,
+    generator: str = "training",
 ) -> list[SimulatedAthlete]:
     """A seeded cohort of ``n_athletes`` (same result for any number of ``workers``)."""
-    jobs = [(seed, i, max_runs, prefix) for i in range(n_athletes)]
+    if generator not in GENERATORS:
+        raise ValueError(f"unknown generator {generator!r}; choose from {', '.join(GENERATORS)}")
+    jobs = [(seed, i, max_runs, prefix, generator) for i in range(n_athletes)]
     if workers > 1 and n_athletes >= 4 * workers:
         # forkserver, not fork: the parent may already run threads (BLAS, OpenMP), and
         # forking a threaded process can deadlock.

@@ -152,12 +152,16 @@ def test_evaluate_reports_both_models(tiny: tuple[TrainingSet, TrainingSet]) -> 
     train, test = tiny
     pipeline, baseline = fit_models(train)
     report = evaluate(pipeline, baseline, test)
-    for name in ("model", "baseline"):
+    for name in ("model", "baseline", "key_z"):
         assert set(report[name]["areas"]) == set(AREAS)
         for m in report[name]["areas"].values():
             assert 0.0 <= m["brier"] <= 1.0
             assert 0.0 <= m["calibration_error"] <= 1.0
         assert 0.0 <= report[name]["top1_accuracy"] <= 1.0
+        assert 0.0 <= report[name]["false_flag_rate"] <= 1.0
+        assert report[name]["limiter_free_n"] > 0
+    # What analyze reports never leaves extreme key evidence below 0.2 (the evidence floor).
+    assert report["model"]["extreme_below_0_2"] == 0
 
 
 def test_calibration_error_of_perfect_and_wrong_predictions() -> None:
@@ -200,7 +204,15 @@ def test_coach_labels_join_training_with_weight_and_grouped_cv(
     assert np.isnan(coach.Y[:, AREAS.index("posture_hip")]).all()  # not labelled
     report = grouped_cv(train, coach)
     assert report["athletes"] == 6
-    assert report["areas"]["swing"]["n"] == 6
+    swing = report["areas"]["swing"]
+    assert swing["n"] == 6
+    # Issue 17: figures come with bootstrap intervals, and six labels say they are too few.
+    lo, hi = swing["brier_90"]
+    assert lo <= swing["brier"] <= hi
+    if swing["roc_auc"] is not None and swing["roc_auc_90"] is not None:
+        assert swing["roc_auc_90"][0] <= swing["roc_auc_90"][1]
+    assert swing["too_few"]
+    assert "Too few coach labels" in report["note"]
 
 
 # -- artefacts ---------------------------------------------------------------------------------
@@ -319,7 +331,9 @@ def test_missing_artefact_is_refused(tmp_path: Path, saved: Path) -> None:
         load_compiled(directory)
     # An artefact from before the compiled file existed names its format first.
     _edit_meta(directory, format_version=1)
-    with pytest.raises(ModelMismatchError, match="model format 1, this stridewise reads 2"):
+    with pytest.raises(
+        ModelMismatchError, match=f"model format 1, this stridewise reads {FORMAT_VERSION}"
+    ):
         load_compiled(directory)
 
 

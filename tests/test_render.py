@@ -54,7 +54,7 @@ def _analysis(push: float = 20.0) -> Analysis:
         limiters=(
             LimiterEstimate(
                 "push",
-                0.71,
+                0.78,
                 1,
                 (
                     "Ground contact 281 ms at 4:30/km — 14 ms longer than expected for your "
@@ -62,17 +62,25 @@ def _analysis(push: float = 20.0) -> Analysis:
                 ),
                 "gct_resid_ms",
                 push,
+                support=(
+                    "Ground contact 281 ms at 4:30/km — 14 ms longer than expected for your "
+                    "speed (Weyand & Davis 2005).",
+                ),
             ),
             LimiterEstimate(
                 "strength_balance",
-                0.44,
+                0.52,
                 2,
                 (
                     "GCT balance 52.4 % L on flat ground over your last 6 runs — outside the "
-                    "range 95 % of runners stay in.",
+                    "range 90 % of runners stay in.",
                 ),
                 "balance_dev_pts",
-                4.8,
+                2.4,
+                support=(
+                    "GCT balance 52.4 % L on flat ground over your last 6 runs — outside the "
+                    "range 90 % of runners stay in.",
+                ),
             ),
             LimiterEstimate(
                 "swing",

@@ -198,4 +198,4 @@ def progress_chart_png(history: Sequence[tuple[str, dict[str, float | None]]]) -
     ax.set_title("How likely each area limits, week by week", fontsize=10)
     ax.spines[["top", "right"]].set_visible(False)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-    return _png(fig)
+    return png_bytes(fig)

@@ -20,8 +20,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from planner import evidence as ev
 from planner.errors import ConfigError, InvalidValueError
 from planner.features import (
+    AREA_FEATURES,
     FEATURE_VERSION,
     MODEL_FEATURES,
     AthleteFeatures,
@@ -158,7 +160,7 @@ def analyse_runs(
     """Pure core of ``analyze``: run features → athlete features → model → estimates."""
     af = athlete_features(runs)
     probs = predict(bundle, af)
-    limiters, weaker = rank_limiters(af, probs)
+    limiters, weaker = rank_limiters(af, probs, bundle.meta.get("support"))
     analysis = Analysis(
         athlete_id=athlete_id,
         generated_utc=now or datetime.now(UTC),
@@ -266,6 +268,15 @@ def data_summary(
         "hr_decoupling_pct": _num(af.value("hr_decoupling_pct")),
         "limits": limits,
         "notes": notes,
+        "decision": {
+            "base_rate": ev.BASE_RATE,
+            "stand_out_probability": ev.STAND_OUT_P,
+            "evidence_floor": ev.EVIDENCE_FLOOR,
+            "extreme_z": round(ev.EXTREME_Z, 3),
+            "in_line_z": ev.IN_LINE_Z,
+            "run_cap": round(ev.run_cap(af.runs_with.get("steady", 0)), 3),
+            "support_checked": bool(bundle.meta.get("support")),
+        },
         "window": window,
         "model": {
             "version": bundle.version,
@@ -318,6 +329,12 @@ def analyze_athlete(
     return run_analysis(store, athlete_id, since=since, last=last, save=save).analysis
 
 
+def no_area_stands_out(analysis: Analysis) -> bool:
+    """True when areas were judged but none reached the stand-out probability."""
+    judged = [e for e in analysis.limiters if e.probability is not None]
+    return bool(judged) and not any(e.stands_out for e in judged)
+
+
 def analysis_json(analysis: Analysis) -> dict[str, Any]:
     """The ``analyze --json`` document."""
     return {
@@ -332,9 +349,19 @@ def analysis_json(analysis: Analysis) -> dict[str, Any]:
                 "evidence": list(est.evidence),
                 "key_metric": est.key_metric,
                 "key_value": est.key_value,
+                "interval": None if est.interval is None else list(est.interval),
+                "stands_out": est.stands_out,
+                "verdict": est.verdict,
+                "summary": est.summary,
+                "support": list(est.support),
+                "z": est.z,
+                "out_of_support": est.out_of_support,
+                "model_probability": est.model_probability,
+                "adjustments": list(est.adjustments),
             }
             for est in analysis.limiters
         ],
+        "no_area_stands_out": no_area_stands_out(analysis),
         "weaker_side": analysis.weaker_side,
         "runs_used": analysis.runs_used,
         "model_version": analysis.model_version,
@@ -432,6 +459,10 @@ def train_model(
     seed = TRAIN_SEED if seed is None else seed
     simulated, _ = simulated_training_set(n_athletes, seed, workers=workers)
     coach = coach_training_set(labelled_athletes(store))
+    # Where the cohort lies, per area: analyze falls back to the rule outside it.
+    support = ev.fit_support(
+        simulated.X, MODEL_FEATURES, {a: list(f) for a, f in AREA_FEATURES.items()}
+    )
     train = simulated.concat(coach)
     pipeline, baseline = fit_models(train, random_state=seed % (2**31))
     cv = grouped_cv(simulated, coach, random_state=seed % (2**31)) if len(coach) else None
@@ -452,6 +483,7 @@ def train_model(
             ),
             "coach_weight": float(coach.weights[0]) if len(coach) else None,
             "grouped_cv": cv,
+            "support": support,
         },
     )
     return {
@@ -470,19 +502,43 @@ def evaluate_model(
     n_athletes: int | None = None,
     seed: int | None = None,
     workers: int = 2,
+    generator: str = "training",
 ) -> dict[str, Any]:
-    """Score the active model and its rule baseline on held-out simulated athletes."""
+    """Score the active model, the rules and the key-metric z on held-out simulated athletes.
+
+    ``generator`` names one of :data:`planner.simulate.GENERATORS` (the training prior or a
+    shifted one), or ``all``: then one report per generator, worst model top-1 first.
+    """
     from planner.model import EVAL_ATHLETES, EVAL_SEED, evaluate, simulated_training_set
+    from planner.simulate import GENERATORS
     from planner.store.model_io import load_artefact
 
+    if generator != "all" and generator not in GENERATORS:
+        raise InvalidValueError(
+            "generator", generator, f"unknown generator; choose from {', '.join(GENERATORS)}, all"
+        )
     n_athletes = n_athletes or EVAL_ATHLETES
     seed = EVAL_SEED if seed is None else seed
     bundle = load_artefact(directory)
     if seed == bundle.meta.get("seed"):
         raise ConfigError("the evaluation seed equals the training seed: not held out")
-    test, _ = simulated_training_set(n_athletes, seed, workers=workers)
-    report = evaluate(bundle.pipeline, bundle.baseline, test)
+    if generator == "all":
+        reports = [
+            evaluate_model(
+                directory=directory, n_athletes=n_athletes, seed=seed, workers=workers, generator=g
+            )
+            for g in GENERATORS
+        ]
+        reports.sort(key=lambda r: r["model"]["top1_one_clear"] or 0.0)
+        return {"model_version": bundle.version, "seed": seed, "generators": reports}
+    test, _ = simulated_training_set(n_athletes, seed, workers=workers, generator=generator)
+    report = evaluate(bundle.pipeline, bundle.baseline, test, support=bundle.meta.get("support"))
     report["model_version"] = bundle.version
     report["seed"] = seed
-    report["held_out"] = f"{n_athletes} simulated athletes (seed {seed}, not used in training)"
+    report["generator"] = generator
+    report["generator_description"] = GENERATORS[generator].description
+    report["held_out"] = (
+        f"{n_athletes} simulated athletes (seed {seed}, generator {generator}, not used in"
+        " training)"
+    )
     return report

@@ -50,7 +50,9 @@ if TYPE_CHECKING:
 
 #: Bump when the artefact's layout or meaning changes; older artefacts then refuse to load.
 #: 2: the compiled ``limiter.npz`` joined the artefact.
-FORMAT_VERSION = 2
+#: 3: trained on the randomised-signature prior; ``limiter.json`` carries the cohort's
+#: per-area ``support`` (planner.evidence), which ``analyze`` checks athletes against.
+FORMAT_VERSION = 3
 MODEL_NAME = "limiter"
 SHIPPED_DIR = Path(__file__).parent.parent / "models"  # planner/models: the core ships the artefact
 
