@@ -1102,7 +1102,7 @@ def _notes(
             else f"{AREA_LABELS[moved_from]} is improving."
         )
         notes.append(
-            f"So this week moves time from {AREA_LABELS[moved_from].lower()} to"
+            f"So this week moves part of its time from {AREA_LABELS[moved_from].lower()} to"
             f" {AREA_LABELS[shift_to].lower()}, the next area."
         )
     for trend in trends:
