@@ -23,28 +23,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from analyze_speed import timed  # same folder: bench scripts run as `python bench/NAME.py`
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 TARGET_S = 0.5  # our own target: a page that opens without a wait on a busy 2-core machine
 REPEAT = 7
-
-
-def timed(fn: Callable[[], object], repeat: int = REPEAT) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def fill(db: Path, n_athletes: int) -> None:
@@ -146,9 +137,11 @@ def main() -> int:
             assert page.status_code == 200
             shown = page.text.count('class="athlete"')
             assert shown == args.athletes, shown
-            roster = timed(lambda: session.get(base + "/", timeout=120).raise_for_status())
-            floor = timed(lambda: session.get(base + "/login", timeout=120).raise_for_status())
-        naive = timed(lambda: per_athlete(db))
+            roster = timed(lambda: session.get(base + "/", timeout=120).raise_for_status(), REPEAT)
+            floor = timed(
+                lambda: session.get(base + "/login", timeout=120).raise_for_status(), REPEAT
+            )
+        naive = timed(lambda: per_athlete(db), REPEAT)
     print(f"roster page for {args.athletes} athletes, median of {REPEAT} requests:")
     print(f"  roster       GET /            {roster:7.3f} s   target < {TARGET_S:.1f} s")
     print(f"  floor        GET /login       {floor:7.3f} s")

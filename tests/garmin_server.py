@@ -90,6 +90,17 @@ def token_store(jwt: str, refresh: str = "refresh-token-1") -> str:
     return json.dumps({"di_token": jwt, "di_refresh_token": refresh, "di_client_id": CLIENT_ID})
 
 
+def store_tokens(server: GarminServer) -> Path:
+    """Log in as ``garmin login`` would have: the server's tokens in our private token file."""
+    from connectors.garmin import token_file
+
+    path = token_file()
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.write_text(token_store(server.token), encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
 def original_zip(activity_id: int, fit: bytes) -> bytes:
     """An ORIGINAL download as Garmin serves it: a zip holding ``<id>_ACTIVITY.fit``."""
     buffer = io.BytesIO()

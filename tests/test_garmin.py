@@ -41,6 +41,7 @@ from tests.garmin_server import (
     fixture_json,
     make_jwt,
     point_at,
+    store_tokens,
     token_store,
 )
 
@@ -58,14 +59,6 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[GarminServer]:
 
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
-
-
-def _store_tokens(server: GarminServer) -> Path:
-    path = token_file()
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path.write_text(token_store(server.token), encoding="utf-8")
-    path.chmod(0o600)
-    return path
 
 
 # -- guard: the pinned garminconnect still has what we reach into ------------------------------
@@ -131,7 +124,7 @@ def test_refreshed_tokens_are_written_back_user_only(
 ) -> None:
     store_dir = tmp_path / "garmin-tokens"
     monkeypatch.setenv(TOKENS_ENV, str(store_dir))
-    stored = _store_tokens(server)
+    stored = store_tokens(server)
     store_dir.chmod(0o755)
     # Garmin no longer takes the stored access token; the refresh token gets a new one.
     server.token = make_jwt()
@@ -222,7 +215,7 @@ def test_login_blocked_with_429_gives_one_clear_message(
 def test_stale_tokens_lead_to_a_fresh_login_not_a_loop(
     server: GarminServer, run_cli: Run, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _store_tokens(server)
+    store_tokens(server)
     server.token = make_jwt()  # the stored token is refused, and so is its refresh
     monkeypatch.setenv(EMAIL_ENV, "runner@example.com")
     monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
@@ -278,7 +271,7 @@ def test_extract_fit_refuses_what_is_not_a_fit_download() -> None:
 
 
 def test_rate_limit_is_translated_with_the_fallback(server: GarminServer) -> None:
-    _store_tokens(server)
+    store_tokens(server)
     server.fail(PROFILE_PATH, 429)
     with pytest.raises(RateLimitedError) as caught:
         GarminConnect(sleep=lambda s: None).display_name()

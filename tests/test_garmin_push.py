@@ -30,7 +30,7 @@ from tests.garmin_server import (
     GarminServer,
     check_workout,
     point_at,
-    token_store,
+    store_tokens,
 )
 from tests.test_render import _plan
 
@@ -44,10 +44,7 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[GarminServer]:
     """A loopback Garmin Connect, logged in from stored tokens."""
     with GarminServer() as srv:
         point_at(srv, monkeypatch)
-        path = token_file()
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path.write_text(token_store(srv.token), encoding="utf-8")
-        path.chmod(0o600)
+        store_tokens(srv)
         yield srv
 
 

@@ -26,6 +26,7 @@ from tests.garmin_server import (
     list_entry,
     make_jwt,
     original_zip,
+    store_tokens,
     token_store,
 )
 
@@ -70,10 +71,7 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[GarminServer]:
             activity_id: original_zip(activity_id, (FIT_DIR / name).read_bytes())
             for activity_id, (name, _, _) in RUNS.items()
         }
-        path = token_file()
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path.write_text(token_store(srv.token), encoding="utf-8")
-        path.chmod(0o600)
+        store_tokens(srv)
         yield srv
 
 

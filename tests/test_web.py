@@ -22,11 +22,10 @@ import icalendar
 import pytest
 import requests
 
-from connectors.garmin import token_file as garmin_token_file
 from planner.plan import IsoWeek
 from planner.store.database import Store
 from tests.conftest import CliResult
-from tests.garmin_server import GarminServer, point_at, token_store
+from tests.garmin_server import GarminServer, point_at, store_tokens
 from tests.web_helpers import csrf_of, live_server, page
 
 if TYPE_CHECKING:
@@ -342,10 +341,7 @@ def garmin(monkeypatch: pytest.MonkeyPatch) -> Iterator[GarminServer]:
     """The loopback Garmin Connect (tests/garmin_server.py), logged in from stored tokens."""
     with GarminServer() as srv:
         point_at(srv, monkeypatch)
-        path = garmin_token_file()
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path.write_text(token_store(srv.token), encoding="utf-8")
-        path.chmod(0o600)
+        store_tokens(srv)
         yield srv
 
 

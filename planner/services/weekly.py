@@ -25,9 +25,6 @@ if TYPE_CHECKING:
     from drills.catalogue import Catalogue
     from planner.store.database import Store
 
-#: What ``stridewise plan --format`` accepts.
-FORMATS = PLAN_FORMATS
-
 
 def _zone(athlete: Athlete) -> ZoneInfo:
     try:
@@ -156,8 +153,8 @@ def plan_files(
     from planner.delivery import render
     from planner.delivery.workouts import plan_workouts
 
-    if fmt not in FORMATS:
-        raise ConfigError(f"unknown plan format {fmt!r}: use {', '.join(FORMATS)}")
+    if fmt not in PLAN_FORMATS:
+        raise ConfigError(f"unknown plan format {fmt!r}: use {', '.join(PLAN_FORMATS)}")
     athlete = store.get_athlete(athlete_id or DEFAULT_ATHLETE)
     plan, analysis = build_week(store, athlete.id, week or next_week(athlete))
     written: list[Path] = []
