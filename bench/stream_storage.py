@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from connectors.fit import decode_fit
+from planner.schema import StreamColumns
 from planner.store import streamcodec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,7 +36,7 @@ FEW = ["speed_mps", "cadence_spm", "gct_ms", "gct_balance_left_pct"]
 
 def frames(n: int) -> list[pd.DataFrame]:
     """N distinct real-looking runs: the bundled 95-minute run, shifted and jittered."""
-    base = decode_fit(RUN.read_bytes()).items[0].stream
+    base = decode_fit(RUN.read_bytes()).items[0].stream.to_frame()
     rng = np.random.default_rng(7)
     out = []
     for i in range(n):
@@ -96,7 +97,10 @@ class Blob:
     def write(self, frames: list[pd.DataFrame]) -> None:
         with self.db:
             for i, frame in enumerate(frames):
-                self.db.execute("INSERT INTO s VALUES (?, ?)", (i, streamcodec.encode(frame)))
+                self.db.execute(
+                    "INSERT INTO s VALUES (?, ?)",
+                    (i, streamcodec.encode(StreamColumns.from_frame(frame))),
+                )
 
     def read(self, ids: list[int], columns: list[str] | None) -> list[pd.DataFrame]:
         out = []

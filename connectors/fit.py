@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import IO, Any
 
 import fitdecode
@@ -36,7 +36,8 @@ from planner.schema import (
     StreamColumns,
     clip_values,
     dev_column,
-    empty_columns,
+    empty_stream,
+    epoch_us,
     present_dynamics,
     validate_columns,
 )
@@ -45,33 +46,12 @@ FAST = "fitfast"
 FALLBACK = "fitdecode"
 DECODERS = ("auto", FALLBACK)
 
-# Native record fields → canonical columns (same scale and unit; see domain.md §1).
-_NATIVE: dict[str, Col] = {
-    "distance": Col.DISTANCE_M,
-    "heart_rate": Col.HEART_RATE_BPM,
-    "power": Col.POWER_W,
-    "stance_time": Col.GCT_MS,
-    "stance_time_balance": Col.GCT_BALANCE_LEFT_PCT,
-    "stance_time_percent": Col.STANCE_TIME_PCT,
-    "vertical_oscillation": Col.VERTICAL_OSCILLATION_MM,
-    "vertical_ratio": Col.VERTICAL_RATIO_PCT,
-    "step_length": Col.STEP_LENGTH_MM,
-    "position_lat": Col.LAT_DEG,
-    "position_long": Col.LON_DEG,
-    "temperature": Col.TEMPERATURE_C,
-}
+# FIT record fields → canonical columns (same unit; see domain.md §1), from the column table.
+_NATIVE: dict[Col, tuple[str, ...]] = {c: c.spec.fit for c in Col if c.spec.fit}
 
 # Stryd's Connect IQ developer fields by declared name. Units are normalised from the
 # declared unit string below (Stryd writes vertical oscillation in cm; Garmin writes mm).
-_STRYD: dict[str, Col] = {
-    "power": Col.STRYD_POWER_W,
-    "form power": Col.FORM_POWER_W,
-    "air power": Col.AIR_POWER_W,
-    "leg spring stiffness": Col.LEG_SPRING_STIFFNESS_KN_M,
-    "ground time": Col.STRYD_GCT_MS,
-    "vertical oscillation": Col.STRYD_VERTICAL_OSCILLATION_MM,
-    "cadence": Col.STRYD_CADENCE_SPM,
-}
+_STRYD: dict[str, Col] = {c.spec.stryd: c for c in Col if c.spec.stryd}
 
 # Multiplier from a declared unit to the canonical column's unit.
 _UNIT_SCALE: dict[tuple[Col, str], float] = {
@@ -100,13 +80,10 @@ _ANTPLUS_TYPES = {
 
 _SENSOR_SOURCES = {"antplus", "ant", "bluetooth", "bluetooth_low_energy"}
 
-_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
 
 @dataclass(slots=True)
 class RawFit:
-    """What either decoder hands to the shared frame builder."""
+    """What either decoder hands to the shared stream builder."""
 
     records: dict[str, np.ndarray]  # float64 columns; timestamps as Unix seconds
     messages: dict[str, list[dict[str | int, Any]]]  # non-record messages, enum names
@@ -121,20 +98,14 @@ class DecodedFile:
 
     content_hash: str
     decoder: str
-    activities: tuple[tuple[Activity, StreamColumns], ...]
+    items: tuple[ImportedActivity, ...]
     not_activity: str | None = None  # e.g. "settings file": nothing to store
-
-    @property
-    def items(self) -> tuple[ImportedActivity, ...]:
-        """The activities with their streams as validated frames (loads pandas; builds new
-        frames on every access, so read it once)."""
-        return tuple(ImportedActivity(a, stream.to_frame()) for a, stream in self.activities)
 
 
 def decode_fit(
     data: bytes, path: str = "<bytes>", hints: Hints | None = None, *, decoder: str = "auto"
 ) -> DecodedFile:
-    """Decode one FIT file into activities with validated stream frames.
+    """Decode one FIT file into activities with validated stream columns.
 
     ``decoder="auto"`` takes the fast path and falls back to fitdecode for any file it
     rejects; ``decoder="fitdecode"`` skips the fast path (an escape hatch should the fast
@@ -448,17 +419,12 @@ def build_stream(
     notes: list[str] = []
     ts = records.get("timestamp")
     if ts is None or not len(ts):
-        return empty_columns(), notes
+        return empty_stream(), notes
     data: dict[str, np.ndarray] = {}
-    for name, col in _NATIVE.items():
-        if name in records:
-            data[col.value] = records[name]
-    speed = _first(records, "enhanced_speed", "speed")
-    if speed is not None:
-        data[Col.SPEED_MPS.value] = speed
-    altitude = _first(records, "enhanced_altitude", "altitude")
-    if altitude is not None:
-        data[Col.ALTITUDE_M.value] = altitude
+    for col, fields in _NATIVE.items():
+        column = records.get(fields[0]) if len(fields) == 1 else _first(records, *fields)
+        if column is not None:
+            data[col.value] = column
     if "cadence" in records:
         fractional = records.get("fractional_cadence")
         frac = np.nan_to_num(fractional) if fractional is not None else 0.0
@@ -609,7 +575,7 @@ def _sessions(raw: RawFit) -> list[dict[str | int, Any]]:
 
 def _activities(
     raw: RawFit, digest: str, hints: Hints
-) -> tuple[list[tuple[Activity, StreamColumns]], str | None]:
+) -> tuple[list[ImportedActivity], str | None]:
     sessions = _sessions(raw)
     if not sessions:
         kinds = {str(m.get("type")) for m in raw.messages.get("file_id", []) if m.get("type")}
@@ -633,12 +599,12 @@ def _activities(
         sport = _name(session.get("sport")) or "generic"
         if hints.sport and len(sessions) == 1 and sport == "generic":
             sport = hints.sport
-        stream = empty_columns()
+        stream = empty_stream()
         if sport == "running":
             if full_stream is None:
                 full_stream, stream_notes = build_stream(raw.records, raw.dev_units)
             # Inclusive of the session's last second; multisport legs are cut apart here.
-            first_us = (start - _UNIX_EPOCH) // _MICROSECOND
+            first_us = epoch_us(start)
             stream = full_stream.between(first_us, first_us + round(elapsed * 1e6))
         laps = tuple(
             Lap(
@@ -678,7 +644,7 @@ def _activities(
             dynamics=tuple(present_dynamics(stream)),
             n_samples=len(stream),
         )
-        items.append((activity, stream))
+        items.append(ImportedActivity(activity, stream))
     return items, None
 
 

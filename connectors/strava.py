@@ -1,4 +1,4 @@
-"""Strava adapter: OAuth, activity listing, streams → canonical frame. stravalib stops here.
+"""Strava adapter: OAuth, activity listing, streams → canonical columns. stravalib stops here.
 
 Everything that talks to Strava goes through :class:`StravaConnector`, which drives the
 unmodified stravalib client and hands back only our records (:class:`Activity`,
@@ -42,7 +42,6 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
-import pandas as pd
 import requests
 from requests.adapters import HTTPAdapter
 from stravalib import exc as strava_exc
@@ -69,11 +68,11 @@ from planner.errors import (
 )
 from planner.records import DEFAULT_ATHLETE, Activity, ImportedActivity, Source
 from planner.schema import (
-    INDEX_NAME,
     Col,
-    clip_implausible,
+    StreamColumns,
+    clip_values,
     empty_stream,
-    validate_stream,
+    validate_columns,
 )
 from planner.store.config import load_config
 
@@ -84,21 +83,6 @@ CLIENT_SECRET_ENV = "STRIDEWISE_STRAVA_CLIENT_SECRET"
 SCOPE: Scope = "activity:read_all"
 RECONNECT = "run 'stridewise strava connect' again"
 
-#: Streams requested for runs: Strava's stream types (domain.md §1).
-STREAM_TYPES: tuple[str, ...] = (
-    "time",
-    "distance",
-    "velocity_smooth",
-    "heartrate",
-    "cadence",
-    "watts",
-    "altitude",
-    "grade_smooth",
-    "latlng",
-    "moving",
-    "temp",
-)
-
 #: Strava sport types that are runs, and the FIT sub-sport each one corresponds to.
 RUN_SPORT_TYPES: dict[str, str | None] = {
     "Run": None,
@@ -106,19 +90,13 @@ RUN_SPORT_TYPES: dict[str, str | None] = {
     "VirtualRun": "virtual_activity",
 }
 
-#: Streams that map one-to-one onto a canonical column, with the factor to its unit.
-_STREAM_COLUMNS: dict[str, tuple[Col, float]] = {
-    "distance": (Col.DISTANCE_M, 1.0),
-    "velocity_smooth": (Col.SPEED_MPS, 1.0),
-    "heartrate": (Col.HEART_RATE_BPM, 1.0),
-    # Strava reports run cadence per foot (strides/min); steps/min is twice that, as for FIT
-    # cadence (domain.md §1).
-    "cadence": (Col.CADENCE_SPM, 2.0),
-    "watts": (Col.POWER_W, 1.0),
-    "altitude": (Col.ALTITUDE_M, 1.0),
-    "grade_smooth": (Col.GRADE_PCT, 1.0),  # Strava's grade_smooth is already in percent
-    "temp": (Col.TEMPERATURE_C, 1.0),
-}
+#: Streams that map one-to-one onto a canonical column (the column table: Strava's stream type
+#: and the factor to our unit).
+_STREAM_COLUMNS: dict[str, Col] = {c.spec.strava: c for c in Col if c.spec.strava}
+
+#: Streams requested for runs: Strava's stream types (domain.md §1). ``latlng`` fills two
+#: columns; ``moving`` is only counted.
+STREAM_TYPES: tuple[str, ...] = ("time", *_STREAM_COLUMNS, "latlng", "moving")
 
 #: Refresh the access token when less than this is left. Access tokens live 6 h (domain.md
 #: §1) and Strava hands out a new one only when less than 1 h is left (Strava authentication
@@ -299,17 +277,17 @@ class RateWatch(RateLimiter):
         return next_quarter_hour(now)
 
 
-# -- streams → canonical frame ------------------------------------------------------------------
+# -- streams → canonical columns ----------------------------------------------------------------
 
 
 def _floats(values: Sequence[Any]) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
-def streams_to_frame(
+def streams_to_columns(
     start_utc: datetime, streams: Mapping[str, Sequence[Any]]
-) -> tuple[pd.DataFrame, tuple[str, ...]]:
-    """Convert a run's Strava streams to the canonical per-second frame.
+) -> tuple[StreamColumns, tuple[str, ...]]:
+    """Convert a run's Strava streams to the canonical stream columns.
 
     Parameters
     ----------
@@ -324,8 +302,8 @@ def streams_to_frame(
     Returns
     -------
     tuple
-        The validated frame (``cadence_spm`` = 2 × Strava cadence, steps/min) and warnings.
-        Without a ``time`` stream the samples cannot be placed in time: the frame is empty.
+        The validated columns (``cadence_spm`` = 2 × Strava cadence, steps/min) and warnings.
+        Without a ``time`` stream the samples cannot be placed in time: the stream is empty.
     """
     notes: list[str] = []
     time_values = streams.get("time")
@@ -334,14 +312,14 @@ def streams_to_frame(
     offsets = _floats(time_values)
     n = len(offsets)
     columns: dict[str, np.ndarray] = {}
-    for key, (col, factor) in _STREAM_COLUMNS.items():
+    for key, col in _STREAM_COLUMNS.items():
         data = streams.get(key)
         if data is None:
             continue
         if len(data) != n:
             notes.append(f"{key} stream has {len(data)} samples, time has {n}; dropped")
             continue
-        columns[col.value] = _floats(data) * factor
+        columns[col.value] = _floats(data) * col.spec.strava_factor
     latlng = streams.get("latlng")
     if latlng is not None:
         if len(latlng) != n:
@@ -352,7 +330,7 @@ def streams_to_frame(
             columns[Col.LON_DEG.value] = _floats([p[1] for p in pairs])
 
     # Keep samples whose offset is known and later than every one before it: the schema
-    # needs a strictly increasing index, and a repeated offset carries no new time.
+    # needs strictly increasing times, and a repeated offset carries no new time.
     known = ~np.isnan(offsets)
     running_max = np.maximum.accumulate(np.where(known, offsets, -np.inf))
     previous = np.concatenate(([-np.inf], running_max[:-1]))
@@ -360,13 +338,11 @@ def streams_to_frame(
     if not keep.all():
         notes.append(f"{int((~keep).sum())} samples with a missing or repeated time dropped")
     start_s = start_utc.astimezone(UTC).timestamp()
-    index = pd.DatetimeIndex(
-        pd.to_datetime(start_s + offsets[keep], unit="s", utc=True), name=INDEX_NAME
-    )
-    frame = pd.DataFrame({k: v[keep] for k, v in columns.items()}, index=index)
-    frame, dropped = clip_implausible(frame)
+    time_us = np.round((start_s + offsets[keep]) * 1e6).astype(np.int64)
+    values = {k: v[keep] for k, v in columns.items()}
+    dropped = clip_values(values)
     notes.extend(f"{count} implausible {name} values set to NaN" for name, count in dropped.items())
-    return validate_stream(frame), tuple(notes)
+    return validate_columns(StreamColumns(time_us, values)), tuple(notes)
 
 
 def summary_to_activity(summary: strava_model.SummaryActivity) -> Activity:
@@ -767,7 +743,7 @@ class StravaConnector:
         return [summary_to_activity(s) for s in summaries]
 
     def fetch_run(self, activity: Activity) -> ImportedActivity:
-        """The activity with its streams converted to the canonical frame."""
+        """The activity with its streams converted to the canonical columns."""
         activity_id = int(activity.source_ref)
         try:
             raw = self._call(
@@ -782,7 +758,7 @@ class StravaConnector:
         except NotFoundError:
             raw = {}  # manual activities have no streams
         streams = _parse_streams(raw)
-        frame, notes = streams_to_frame(activity.start_utc, streams)
+        stream, notes = streams_to_columns(activity.start_utc, streams)
         extra = dict(activity.extra)
         moving = streams.get("moving")
         if moving is not None:
@@ -790,9 +766,9 @@ class StravaConnector:
         if not streams:
             notes = ("Strava has no streams for this activity; stored without samples",)
         updated = dataclasses.replace(
-            activity, warnings=activity.warnings + notes, n_samples=len(frame), extra=extra
+            activity, warnings=activity.warnings + notes, n_samples=len(stream), extra=extra
         )
-        return ImportedActivity(updated, frame)
+        return ImportedActivity(updated, stream)
 
     # -- the one door every request goes through -------------------------------------------
 

@@ -33,8 +33,8 @@ import numpy as np
 from connectors.archives import Hints, TrackKind, content_hash
 from connectors.fit import DecodedFile, build_stream
 from planner.errors import TrackImportError
-from planner.records import Activity, Lap, Pause, Source
-from planner.schema import StreamColumns, empty_columns
+from planner.records import Activity, ImportedActivity, Lap, Pause, Source
+from planner.schema import empty_stream
 
 GPX_DECODER = "stridewise-gpx"
 TCX_DECODER = "stridewise-tcx"
@@ -393,7 +393,7 @@ def _activity(
     device: str | None,
     hints: Hints,
     n_tracks: int,
-) -> tuple[Activity, StreamColumns]:
+) -> ImportedActivity:
     notes: list[str] = []
     sport = track.sport
     if hints.sport and n_tracks == 1:
@@ -410,7 +410,7 @@ def _activity(
     if "speed" not in records and "distance" in records:
         records["speed"] = _speed(ts, records["distance"])
         notes.append("speed derived from distance over time (the file has none)")
-    stream = empty_columns()
+    stream = empty_stream()
     if sport == "running":
         stream, stream_notes = build_stream(records, {})
         notes.extend(stream_notes)
@@ -441,7 +441,7 @@ def _activity(
         dynamics=(),  # GPX and TCX have no running dynamics
         n_samples=len(stream),
     )
-    return activity, stream
+    return ImportedActivity(activity, stream)
 
 
 def _path_distance(ts: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:

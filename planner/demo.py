@@ -118,7 +118,7 @@ def simulate_demo_run(run: DemoRun, seed: int = DEMO_SEED) -> ImportedActivity:
     today = max(0.3, balance_pts(run.week) + float(rng.normal(0.0, BALANCE_DAY_SD_PTS)))
     runner = replace(runner, balance_pts=today, sensors="full" if run.dynamics else "none")
     item = simulate_run(runner, run.kind, rng, run.start_utc, minutes=run.minutes)
-    stream = item.stream.iloc[::RECORD_EVERY_S]
+    stream = item.stream.rows(slice(None, None, RECORD_EVERY_S))
     activity = replace(
         item.activity,
         name=f"{run.kind} run",

@@ -79,7 +79,7 @@ class ArchiveError(StridewiseError):
 
 
 class StreamValidationError(StridewiseError):
-    """A per-second stream frame broke the canonical schema."""
+    """A per-second stream broke the canonical schema."""
 
 
 class CatalogueError(StridewiseError):

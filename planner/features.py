@@ -277,7 +277,8 @@ def run_features(frame: pd.DataFrame, activity: Activity) -> RunFeatures:
 
     Parameters
     ----------
-    frame : a stream frame that passed :func:`planner.schema.validate_stream`.
+    frame : a validated stream as a frame (:meth:`planner.schema.StreamColumns.to_frame`,
+        or the store's ``load_stream``).
     activity : the run's metadata (sub-sport, laps, body data, source).
 
     Returns

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from planner.errors import ConfigError
 
-if TYPE_CHECKING:  # imports never load pandas: frames are built only where they are wanted
-    import pandas as pd
+if TYPE_CHECKING:  # records load neither numpy nor pandas: the writing process needs neither
+    from planner.schema import StreamColumns
 
 
 #: The athlete id used when none is given (a runner using stridewise for themselves).
@@ -59,7 +59,7 @@ class Pause:
 
 @dataclass(frozen=True, slots=True)
 class Activity:
-    """One activity's metadata; its per-second stream travels beside it as a DataFrame.
+    """One activity's metadata; its per-second stream travels beside it as stream columns.
 
     ``source_ref`` identifies it within its source (file content hash and session index for
     FIT, activity id for Strava and Garmin); ``fingerprint`` recognises the same run coming
@@ -95,10 +95,10 @@ class Activity:
 
 @dataclass(frozen=True, slots=True)
 class ImportedActivity:
-    """What a connector hands to the store: metadata plus the validated stream frame."""
+    """What a connector hands to the store: metadata plus the validated stream columns."""
 
     activity: Activity
-    stream: pd.DataFrame
+    stream: StreamColumns
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,13 +1,18 @@
-"""The one per-second stream schema every importer ends with.
+"""The one per-second stream type every importer ends with, and the one table of its columns.
 
-A stream frame has a UTC ``DatetimeIndex`` named ``time`` (strictly increasing, one row per
-recorded sample — usually one second, irregular under "smart recording") and float64 columns
-whose names carry their units. Every importer (FIT, Strava, Garmin) validates once at the end
-(:func:`validate_stream`, or :func:`validate_columns` for the same stream as numpy columns);
-feature code may then assume valid input.
+A stream is :class:`StreamColumns`: ``time_us`` (int64 µs since the Unix epoch, UTC, strictly
+increasing, one row per recorded sample — usually one second, irregular under "smart
+recording") and float64 columns whose names carry their units. Every connector (FIT, GPX/TCX,
+Strava, Garmin through its FIT files) builds columns, clips them (:func:`clip_values`) and
+validates them once (:func:`validate_columns`); the store packs them as they are. Feature
+code may then assume valid input, and reads a pandas frame (:meth:`StreamColumns.to_frame`,
+or the store's decode path) with a UTC ``DatetimeIndex`` named ``time``.
 
-The FIT decoder builds :class:`StreamColumns` and never a DataFrame, so an import need not load
-pandas (half a second of start-up); :meth:`StreamColumns.to_frame` gives the frame.
+Building columns never loads pandas, so an import need not pay its half second of start-up.
+
+Adding a column is one edit: a row of :class:`Col` (name, plausible range, group, and the
+FIT and Strava fields it comes from). The validator, the clipper, the canonical order, the
+codec and the FIT, track and Strava builders all read that table.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -26,93 +32,113 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-class Col(StrEnum):
-    """Canonical stream columns; the suffix is the unit."""
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One row of the column table.
 
-    SPEED_MPS = "speed_mps"
-    CADENCE_SPM = "cadence_spm"  # steps/min = 2 × (FIT cadence + fractional_cadence)
-    GCT_MS = "gct_ms"  # ground contact time (FIT stance_time)
-    GCT_BALANCE_LEFT_PCT = "gct_balance_left_pct"  # FIT stance_time_balance, % left
-    VERTICAL_OSCILLATION_MM = "vertical_oscillation_mm"
-    VERTICAL_RATIO_PCT = "vertical_ratio_pct"
-    STEP_LENGTH_MM = "step_length_mm"
-    STANCE_TIME_PCT = "stance_time_pct"
-    HEART_RATE_BPM = "heart_rate_bpm"
-    POWER_W = "power_w"
-    ALTITUDE_M = "altitude_m"
-    GRADE_PCT = "grade_pct"
-    DISTANCE_M = "distance_m"
-    LAT_DEG = "lat_deg"
-    LON_DEG = "lon_deg"
-    TEMPERATURE_C = "temperature_c"
-    # Stryd developer fields, units normalised (Stryd VO is in cm, ground time in ms).
-    STRYD_POWER_W = "stryd_power_w"
-    FORM_POWER_W = "form_power_w"
-    AIR_POWER_W = "air_power_w"
-    LEG_SPRING_STIFFNESS_KN_M = "leg_spring_stiffness_kn_m"
-    STRYD_GCT_MS = "stryd_gct_ms"
-    STRYD_VERTICAL_OSCILLATION_MM = "stryd_vertical_oscillation_mm"
-    STRYD_CADENCE_SPM = "stryd_cadence_spm"
+    ``low``/``high`` bound the physically plausible values: outside them a value is a sensor
+    glitch, which importers set to NaN (and count as a warning) and the validator rejects.
+    Bounds are deliberately wide: they catch unit errors (mm vs cm, per-foot vs steps), not
+    unusual runners.
+    """
+
+    name: str  # the suffix is the unit
+    low: float
+    high: float
+    group: str = ""  # "dynamics" (chest strap, pod or watch) | "stryd" | ""
+    fit: tuple[str, ...] = ()  # FIT record fields in this unit, preferred first (gaps filled)
+    stryd: str = ""  # the Stryd Connect IQ developer field's declared name (case-insensitive)
+    strava: str = ""  # the Strava stream type ...
+    strava_factor: float = 1.0  # ... and the factor from its unit to ours
+
+
+_DYN = "dynamics"
+_STRYD = "stryd"
+
+
+class Col(StrEnum):
+    """Canonical stream columns, in canonical order: the one table of the stream schema.
+
+    Columns some source fills by a rule rather than by a field (FIT cadence with its fraction,
+    Strava's ``latlng`` pairs, grade derived from distance and altitude) say so beside them.
+    """
+
+    _value_: str
+    spec: Column
+
+    def __new__(cls, spec: Column) -> Col:
+        member = str.__new__(cls, spec.name)
+        member._value_ = spec.name
+        member.spec = spec
+        return member
+
+    # world-record sprint peak is ~12.4 m/s
+    SPEED_MPS = Column(
+        "speed_mps", 0.0, 15.0, fit=("enhanced_speed", "speed"), strava="velocity_smooth"
+    )
+    # steps/min. FIT: 2 × (cadence + fractional_cadence), in connectors/fit.py. Strava reports
+    # run cadence per foot (strides/min); steps/min is twice that (domain.md §1).
+    CADENCE_SPM = Column("cadence_spm", 0.0, 300.0, strava="cadence", strava_factor=2.0)
+    GCT_MS = Column("gct_ms", 50.0, 800.0, _DYN, fit=("stance_time",))  # ground contact time
+    GCT_BALANCE_LEFT_PCT = Column(
+        "gct_balance_left_pct", 20.0, 80.0, _DYN, fit=("stance_time_balance",)
+    )  # % left
+    VERTICAL_OSCILLATION_MM = Column(
+        "vertical_oscillation_mm", 0.0, 300.0, _DYN, fit=("vertical_oscillation",)
+    )
+    VERTICAL_RATIO_PCT = Column("vertical_ratio_pct", 0.0, 40.0, _DYN, fit=("vertical_ratio",))
+    STEP_LENGTH_MM = Column("step_length_mm", 0.0, 4000.0, _DYN, fit=("step_length",))
+    STANCE_TIME_PCT = Column("stance_time_pct", 0.0, 100.0, _DYN, fit=("stance_time_percent",))
+    HEART_RATE_BPM = Column("heart_rate_bpm", 20.0, 250.0, fit=("heart_rate",), strava="heartrate")
+    POWER_W = Column("power_w", 0.0, 3000.0, fit=("power",), strava="watts")
+    ALTITUDE_M = Column(
+        "altitude_m", -500.0, 9000.0, fit=("enhanced_altitude", "altitude"), strava="altitude"
+    )
+    # FIT and tracks: derived from distance and altitude (planner.grade); Strava's
+    # grade_smooth is already in percent.
+    GRADE_PCT = Column("grade_pct", -100.0, 100.0, strava="grade_smooth")
+    DISTANCE_M = Column("distance_m", 0.0, 1.0e7, fit=("distance",), strava="distance")
+    # Strava: the two halves of its "latlng" stream, in connectors/strava.py.
+    LAT_DEG = Column("lat_deg", -90.0, 90.0, fit=("position_lat",))
+    LON_DEG = Column("lon_deg", -180.0, 180.0, fit=("position_long",))
+    TEMPERATURE_C = Column("temperature_c", -60.0, 70.0, fit=("temperature",), strava="temp")
+    # Stryd developer fields, units normalised from their declared units in connectors/fit.py
+    # (Stryd VO is in cm, ground time in ms, cadence in strides/min).
+    STRYD_POWER_W = Column("stryd_power_w", 0.0, 3000.0, _STRYD, stryd="power")
+    FORM_POWER_W = Column("form_power_w", 0.0, 1000.0, _STRYD, stryd="form power")
+    AIR_POWER_W = Column("air_power_w", -500.0, 500.0, _STRYD, stryd="air power")
+    LEG_SPRING_STIFFNESS_KN_M = Column(
+        "leg_spring_stiffness_kn_m", 0.0, 100.0, _STRYD, stryd="leg spring stiffness"
+    )
+    STRYD_GCT_MS = Column("stryd_gct_ms", 50.0, 800.0, _STRYD, stryd="ground time")
+    STRYD_VERTICAL_OSCILLATION_MM = Column(
+        "stryd_vertical_oscillation_mm", 0.0, 300.0, _STRYD, stryd="vertical oscillation"
+    )
+    STRYD_CADENCE_SPM = Column("stryd_cadence_spm", 0.0, 300.0, _STRYD, stryd="cadence")
 
 
 #: Running-dynamics columns: present only with a chest strap, pod, or a watch that computes them.
-RUNNING_DYNAMICS: tuple[Col, ...] = (
-    Col.GCT_MS,
-    Col.GCT_BALANCE_LEFT_PCT,
-    Col.VERTICAL_OSCILLATION_MM,
-    Col.VERTICAL_RATIO_PCT,
-    Col.STEP_LENGTH_MM,
-    Col.STANCE_TIME_PCT,
-)
+RUNNING_DYNAMICS: tuple[Col, ...] = tuple(c for c in Col if c.spec.group == _DYN)
+STRYD: tuple[Col, ...] = tuple(c for c in Col if c.spec.group == _STRYD)
 
-STRYD: tuple[Col, ...] = (
-    Col.STRYD_POWER_W,
-    Col.FORM_POWER_W,
-    Col.AIR_POWER_W,
-    Col.LEG_SPRING_STIFFNESS_KN_M,
-    Col.STRYD_GCT_MS,
-    Col.STRYD_VERTICAL_OSCILLATION_MM,
-    Col.STRYD_CADENCE_SPM,
-)
+#: Physically plausible ranges, by column (from the table).
+PLAUSIBLE: dict[Col, tuple[float, float]] = {c: (c.spec.low, c.spec.high) for c in Col}
 
 #: Other developer (Connect IQ) fields keep their own name, slugged, behind this prefix.
 DEV_PREFIX = "dev_"
 _DEV_NAME = re.compile(r"^dev_[a-z0-9_]+$")
 
-#: Physically plausible ranges. Values outside are sensor glitches; importers set them to NaN
-#: and count them as a warning, and the validator rejects any that slip through.
-#: Bounds are deliberately wide: they catch unit errors (mm vs cm, per-foot vs steps), not
-#: unusual runners.
-PLAUSIBLE: dict[Col, tuple[float, float]] = {
-    Col.SPEED_MPS: (0.0, 15.0),  # world-record sprint peak is ~12.4 m/s
-    Col.CADENCE_SPM: (0.0, 300.0),
-    Col.GCT_MS: (50.0, 800.0),
-    Col.GCT_BALANCE_LEFT_PCT: (20.0, 80.0),
-    Col.VERTICAL_OSCILLATION_MM: (0.0, 300.0),
-    Col.VERTICAL_RATIO_PCT: (0.0, 40.0),
-    Col.STEP_LENGTH_MM: (0.0, 4000.0),
-    Col.STANCE_TIME_PCT: (0.0, 100.0),
-    Col.HEART_RATE_BPM: (20.0, 250.0),
-    Col.POWER_W: (0.0, 3000.0),
-    Col.ALTITUDE_M: (-500.0, 9000.0),
-    Col.GRADE_PCT: (-100.0, 100.0),
-    Col.DISTANCE_M: (0.0, 1.0e7),
-    Col.LAT_DEG: (-90.0, 90.0),
-    Col.LON_DEG: (-180.0, 180.0),
-    Col.TEMPERATURE_C: (-60.0, 70.0),
-    Col.STRYD_POWER_W: (0.0, 3000.0),
-    Col.FORM_POWER_W: (0.0, 1000.0),
-    Col.AIR_POWER_W: (-500.0, 500.0),
-    Col.LEG_SPRING_STIFFNESS_KN_M: (0.0, 100.0),
-    Col.STRYD_GCT_MS: (50.0, 800.0),
-    Col.STRYD_VERTICAL_OSCILLATION_MM: (0.0, 300.0),
-    Col.STRYD_CADENCE_SPM: (0.0, 300.0),
-}
-
 INDEX_NAME = "time"
-_CANONICAL = frozenset(c.value for c in Col)
 _BOUNDS = {c.value: bounds for c, bounds in PLAUSIBLE.items()}
 _ORDER = {c.value: i for i, c in enumerate(Col)}
+
+
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_us(when: datetime) -> int:
+    """A timezone-aware time as stream time: whole µs since the Unix epoch."""
+    return (when - _UNIX_EPOCH) // timedelta(microseconds=1)
 
 
 def dev_column(name: str) -> str:
@@ -124,7 +150,7 @@ def dev_column(name: str) -> str:
 @dataclass(frozen=True, slots=True, eq=False)  # arrays have no truth value: compare by identity
 class StreamColumns:
     """A stream as numpy columns: ``time_us`` (int64 µs since the Unix epoch, UTC) and float64
-    ``values`` by canonical name. Same content as a stream frame, without pandas."""
+    ``values`` by canonical name."""
 
     time_us: np.ndarray
     values: dict[str, np.ndarray]
@@ -132,13 +158,18 @@ class StreamColumns:
     def __len__(self) -> int:
         return len(self.time_us)
 
+    def rows(self, which: slice | np.ndarray) -> StreamColumns:
+        """The samples a slice, a boolean mask or an index array selects, every column alike."""
+        return StreamColumns(self.time_us[which], {k: v[which] for k, v in self.values.items()})
+
     def between(self, first_us: int, last_us: int) -> StreamColumns:
         """The samples from ``first_us`` to ``last_us``, both inclusive (time is sorted)."""
         lo = int(np.searchsorted(self.time_us, first_us, side="left"))
         hi = int(np.searchsorted(self.time_us, last_us, side="right"))
-        return StreamColumns(self.time_us[lo:hi], {k: v[lo:hi] for k, v in self.values.items()})
+        return self.rows(slice(lo, hi))
 
     def to_frame(self) -> pd.DataFrame:
+        """The stream as a pandas frame: UTC ``DatetimeIndex`` named ``time``, one column each."""
         import pandas as pd  # only callers that want a frame pay for pandas
 
         index = pd.DatetimeIndex(self.time_us.astype("datetime64[us]"), name=INDEX_NAME)
@@ -146,51 +177,44 @@ class StreamColumns:
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> StreamColumns:
+        """The columns of a frame shaped as :meth:`to_frame` makes them (tests, benchmarks)."""
         time_us = frame.index.to_numpy(dtype="datetime64[us]").view(np.int64)
         values = {str(c): frame[c].to_numpy(dtype=np.float64) for c in frame.columns}
         return cls(time_us, values)
 
 
-def empty_columns() -> StreamColumns:
+def empty_stream() -> StreamColumns:
+    """A valid stream with no rows and no columns (metadata-only activities)."""
     return StreamColumns(np.empty(0, dtype=np.int64), {})
 
 
-def empty_stream() -> pd.DataFrame:
-    """A valid stream frame with no rows and no columns (metadata-only activities)."""
-    import pandas as pd
-
-    index = pd.DatetimeIndex([], tz="UTC", name=INDEX_NAME).as_unit("ns")
-    return pd.DataFrame(index=index)
-
-
 def clip_values(values: dict[str, np.ndarray]) -> dict[str, int]:
-    """Set values outside :data:`PLAUSIBLE` to NaN, in place; return counts per column."""
+    """Set values outside their plausible range to NaN, in place; return counts per column."""
     dropped: dict[str, int] = {}
-    for col, (low, high) in PLAUSIBLE.items():
-        column = values.get(col.value)
-        if column is None:
+    for name, column in values.items():
+        bounds = _BOUNDS.get(name)
+        if bounds is None:
             continue
-        bad = ~np.isnan(column) & ((column < low) | (column > high))
+        bad = ~np.isnan(column) & ((column < bounds[0]) | (column > bounds[1]))
         n_bad = int(bad.sum())
         if n_bad:
             column = column.copy()
             column[bad] = np.nan
-            values[col.value] = column
-            dropped[col.value] = n_bad
-    return dropped
-
-
-def clip_implausible(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Set values outside :data:`PLAUSIBLE` to NaN; return the frame and counts per column."""
-    values = {c.value: frame[c.value].to_numpy() for c in PLAUSIBLE if c.value in frame.columns}
-    dropped = clip_values(values)
-    for name in dropped:
-        frame[name] = values[name]
-    return frame, dropped
+            values[name] = column
+            dropped[name] = n_bad
+    return dict(sorted(dropped.items(), key=lambda kv: _ORDER[kv[0]]))
 
 
 def validate_columns(stream: StreamColumns) -> StreamColumns:
-    """:func:`validate_stream` for numpy columns; returns them in canonical order."""
+    """Check a stream against the schema and return it with columns in canonical order.
+
+    Raises
+    ------
+    StreamValidationError
+        On times that are not int64 µs or not strictly increasing, a column of another
+        length, an unknown column name, a non-float64 column, or a value outside its
+        plausible range.
+    """
     time_us = stream.time_us
     if time_us.dtype != np.int64:
         raise StreamValidationError("stream times must be int64 microseconds")
@@ -212,39 +236,8 @@ def validate_columns(stream: StreamColumns) -> StreamColumns:
     return StreamColumns(time_us, {name: stream.values[name] for name in ordered})
 
 
-def validate_stream(frame: pd.DataFrame) -> pd.DataFrame:
-    """Check a stream frame against the schema and return it with columns in canonical order.
-
-    Raises
-    ------
-    StreamValidationError
-        On a wrong index (not UTC, not strictly increasing), an unknown column name, a
-        non-float64 column, or a value outside its plausible range.
-    """
-    import pandas as pd
-
-    index = frame.index
-    if not isinstance(index, pd.DatetimeIndex) or index.tz is None:
-        raise StreamValidationError("stream index must be a timezone-aware DatetimeIndex")
-    if str(index.tz) != "UTC":
-        raise StreamValidationError(f"stream index must be in UTC, not {index.tz}")
-    if index.name != INDEX_NAME:
-        raise StreamValidationError(f"stream index must be named {INDEX_NAME!r}")
-    if len(index) > 1 and not (index[1:] > index[:-1]).all():
-        raise StreamValidationError("stream timestamps must be strictly increasing")
-    for name in frame.columns:
-        _check_name(str(name))
-        if frame[name].dtype != np.float64:  # the frame's dtype: "Float64" is not float64
-            raise StreamValidationError(f"column {name!r} must be float64, not {frame[name].dtype}")
-    _check_ranges((str(name), frame[name].to_numpy()) for name in frame.columns)
-    ordered = _canonical_order(frame.columns)
-    if list(frame.columns) != ordered:
-        frame = frame[ordered]
-    return frame
-
-
 def _check_name(name: str) -> None:
-    if name not in _CANONICAL and not _DEV_NAME.match(name):
+    if name not in _ORDER and not _DEV_NAME.match(name):
         raise StreamValidationError(f"unknown stream column {name!r}")
 
 
@@ -259,15 +252,14 @@ def _check_ranges(columns: Iterable[tuple[str, np.ndarray]]) -> None:
                 )
 
 
-def _canonical_order(names: Iterable[object]) -> list[str]:
-    return sorted((str(n) for n in names), key=lambda c: (_ORDER.get(c, len(_ORDER)), c))
+def _canonical_order(names: Iterable[str]) -> list[str]:
+    return sorted(names, key=lambda c: (_ORDER.get(c, len(_ORDER)), c))
 
 
-def present_dynamics(stream: pd.DataFrame | StreamColumns) -> list[str]:
+def present_dynamics(stream: StreamColumns) -> list[str]:
     """Running-dynamics and Stryd columns that hold at least one value."""
-    columns = stream.values if isinstance(stream, StreamColumns) else stream
     return [
         c.value
         for c in (*RUNNING_DYNAMICS, *STRYD)
-        if c.value in columns and not np.isnan(np.asarray(columns[c.value], np.float64)).all()
+        if c.value in stream.values and not np.isnan(stream.values[c.value]).all()
     ]

@@ -4,7 +4,7 @@ Each simulated runner has a latent *deficit* per mechanical area (standard-norma
 higher = weaker). The deficits shape per-second streams through the published relationships in
 :mod:`planner.reference` (cadence, contact time, oscillation and balance at each speed), plus
 warm-up settling, fatigue, terrain, pauses, sensor noise, sensor dropouts and missing sensors.
-The streams pass :func:`planner.schema.validate_stream` and go through the *same* feature code
+The streams pass :func:`planner.schema.validate_columns` and go through the *same* feature code
 as real runs. Labels come from the deficits.
 
 Every generator number lives in :data:`PARAMS`, with its source or the word "assumption".
@@ -26,14 +26,13 @@ from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 from scipy.signal import lfilter
 
 from planner import reference as ref
 from planner.features import RunFeatures, run_features
 from planner.grade import derive_grade_pct
 from planner.records import AREAS, Activity, ImportedActivity, Lap, Source
-from planner.schema import INDEX_NAME, Col, present_dynamics, validate_stream
+from planner.schema import Col, StreamColumns, epoch_us, present_dynamics, validate_columns
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -659,17 +658,15 @@ def simulate_run(
             stryd_gct = gct - ref.WATCH_GCT_OFFSET_MS + rng.normal(0.0, p("noise_stryd_gct_ms"), n)
             cols[Col.STRYD_GCT_MS.value] = np.where(stopped, np.nan, stryd_gct)
             cols[Col.STRYD_VERTICAL_OSCILLATION_MM.value] = np.where(stopped, np.nan, vo)
-    index = pd.DatetimeIndex(
-        pd.to_datetime(start_utc.timestamp() + t, unit="s", utc=True), name=INDEX_NAME
-    )
-    frame = pd.DataFrame(cols, index=index)
+    time_us = epoch_us(start_utc) + 1_000_000 * np.arange(n, dtype=np.int64)
+    stream = StreamColumns(time_us, {k: v.astype(np.float64) for k, v in cols.items()})
     if drop.any():
-        frame = frame.loc[~drop]
-    if outdoor and len(frame):
-        frame[Col.GRADE_PCT.value] = derive_grade_pct(
-            frame[Col.DISTANCE_M.value].to_numpy(), frame[Col.ALTITUDE_M.value].to_numpy()
+        stream = stream.rows(~drop)
+    if outdoor and len(stream):
+        stream.values[Col.GRADE_PCT.value] = derive_grade_pct(
+            stream.values[Col.DISTANCE_M.value], stream.values[Col.ALTITUDE_M.value]
         )
-    frame = validate_stream(frame.astype(np.float64))
+    stream = validate_columns(stream)
     activity = Activity(
         source=Source.FIT,
         source_ref=f"sim:{runner.id}:{start_utc.isoformat()}",
@@ -685,11 +682,11 @@ def simulate_run(
         height_m=runner.height_m if runner.body_known else None,
         weight_kg=runner.weight_kg if runner.body_known else None,
         sex=runner.sex if runner.body_known else None,
-        dynamics=tuple(present_dynamics(frame)),
-        n_samples=len(frame),
+        dynamics=tuple(present_dynamics(stream)),
+        n_samples=len(stream),
         extra={"simulated": True, "kind": kind},
     )
-    return ImportedActivity(activity, frame)
+    return ImportedActivity(activity, stream)
 
 
 def _interval_laps(start: datetime, v: FloatArray, v_easy: float) -> list[Lap]:
@@ -758,7 +755,8 @@ def simulate_athlete(
     runner = make_runner(rng, f"{prefix}{seed}-{index}", generator=GENERATORS[generator])
     n_runs = int(rng.integers(1, max_runs + 1))
     runs = tuple(
-        run_features(item.stream, item.activity) for item in simulate_history(runner, n_runs=n_runs)
+        run_features(item.stream.to_frame(), item.activity)
+        for item in simulate_history(runner, n_runs=n_runs)
     )
     return SimulatedAthlete(runner, runs)
 

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from planner.delivery.charts import limiter_chart_png
 from planner.features import run_features
 from planner.records import AREAS, Analysis, ImportedActivity, Source
-from planner.schema import Col
+from planner.schema import Col, StreamColumns
 from planner.services.analysis import (
     analyse_runs,
     analyze_athlete,
@@ -74,11 +74,11 @@ _MONO = settings(max_examples=12, deadline=None, derandomize=True)
 def test_worse_balance_never_lowers_strength_balance(seed: int, delta: float) -> None:
     item = base_run(seed)
     col = Col.GCT_BALANCE_LEFT_PCT.value
-    side = 1.0 if float(item.stream[col].median()) >= 50.0 else -1.0
-    worse = item.stream.copy()
+    side = 1.0 if float(item.stream.to_frame()[col].median()) >= 50.0 else -1.0
+    worse = item.stream.to_frame()
     worse[col] = worse[col] + side * delta  # further from 50 %, on the same side
     assert probability(item, worse, "strength_balance") >= probability(
-        item, item.stream, "strength_balance"
+        item, item.stream.to_frame(), "strength_balance"
     )
 
 
@@ -86,37 +86,41 @@ def test_worse_balance_never_lowers_strength_balance(seed: int, delta: float) ->
 @given(seed=st.integers(0, 3), delta=st.floats(0.0, 60.0))
 def test_longer_contact_at_the_same_speed_never_lowers_push(seed: int, delta: float) -> None:
     item = base_run(seed)
-    worse = item.stream.copy()
+    worse = item.stream.to_frame()
     worse[Col.GCT_MS.value] += delta
-    assert probability(item, worse, "push") >= probability(item, item.stream, "push")
+    assert probability(item, worse, "push") >= probability(item, item.stream.to_frame(), "push")
 
 
 @_MONO
 @given(seed=st.integers(0, 3), delta=st.floats(0.0, 20.0))
 def test_lower_cadence_at_the_same_speed_never_lowers_swing(seed: int, delta: float) -> None:
     item = base_run(seed)
-    worse = item.stream.copy()
+    worse = item.stream.to_frame()
     worse[Col.CADENCE_SPM.value] -= delta
-    assert probability(item, worse, "swing") >= probability(item, item.stream, "swing")
+    assert probability(item, worse, "swing") >= probability(item, item.stream.to_frame(), "swing")
 
 
 @_MONO
 @given(seed=st.integers(0, 3), delta=st.floats(0.0, 40.0))
 def test_more_bounce_at_the_same_speed_never_lowers_posture_hip(seed: int, delta: float) -> None:
     item = base_run(seed)
-    worse = item.stream.copy()
+    worse = item.stream.to_frame()
     worse[Col.VERTICAL_OSCILLATION_MM.value] += delta
-    assert probability(item, worse, "posture_hip") >= probability(item, item.stream, "posture_hip")
+    assert probability(item, worse, "posture_hip") >= probability(
+        item, item.stream.to_frame(), "posture_hip"
+    )
 
 
 def test_a_large_step_does_raise_the_probability() -> None:
     # The monotone tests must be able to fail: the model does react to the signal.
     item = base_run(0)
-    worse = item.stream.copy()
+    worse = item.stream.to_frame()
     worse[Col.GCT_MS.value] += 80.0
     # One run never yields certainty (planner.evidence.run_bounds caps it at 0.6), so the rise
     # is bounded; an extreme contact time must still stand out.
-    assert probability(item, worse, "push") > probability(item, item.stream, "push") + 0.1
+    assert (
+        probability(item, worse, "push") > probability(item, item.stream.to_frame(), "push") + 0.1
+    )
     assert probability(item, worse, "push") >= 0.5
 
 
@@ -133,7 +137,7 @@ def test_same_runner_easy_or_tempo_gets_the_same_top_limiter(area: str, seed: in
     tops = []
     for k, kind in enumerate(("easy", "tempo")):
         item = simulate_run(runner, kind, np.random.default_rng([seed, k]), START, minutes=45.0)
-        rf = run_features(item.stream, item.activity)
+        rf = run_features(item.stream.to_frame(), item.activity)
         tops.append(analyse_runs("t", [rf], bundle()).analysis.limiters[0].area)
     assert tops[0] == tops[1]
 
@@ -217,9 +221,8 @@ def test_features_are_cached_and_recomputed_only_when_the_run_changes(store: Sto
 def test_a_richer_copy_replacing_a_run_is_recomputed(store: Store) -> None:
     runner = make(8)
     item = simulate_run(runner, "easy", np.random.default_rng(1), START, minutes=45.0)
-    poor_stream = item.stream[
-        [Col.SPEED_MPS.value, Col.CADENCE_SPM.value, Col.HEART_RATE_BPM.value]
-    ]
+    kept = (Col.SPEED_MPS.value, Col.CADENCE_SPM.value, Col.HEART_RATE_BPM.value)
+    poor_stream = StreamColumns(item.stream.time_us, {c: item.stream.values[c] for c in kept})
     poor = ImportedActivity(
         dataclasses.replace(item.activity, source=Source.STRAVA, source_ref="9001", dynamics=()),
         poor_stream,
@@ -303,7 +306,7 @@ def test_out_of_support_falls_back_to_the_rule_and_says_so(store: Store) -> None
     # Contact time far beyond anything in the cohort with a vertical ratio far below it: the
     # trees would extrapolate, so the area is decided by the transparent rule, in the open.
     item = base_run(2)
-    odd = item.stream.copy()
+    odd = item.stream.to_frame()
     odd[Col.GCT_MS.value] += 150.0
     odd[Col.VERTICAL_RATIO_PCT.value] -= 4.0
     rf = run_features(odd, item.activity)

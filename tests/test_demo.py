@@ -34,13 +34,14 @@ def test_fit_activity_round_trip(index: int) -> None:
     assert messages["session_mesgs"][0]["sport"] == "running"
     for decoder in ("auto", FALLBACK):
         decoded = decode_fit(data, decoder=decoder)
-        ((activity, stream),) = decoded.activities
+        (read,) = decoded.items
+        activity, stream = read.activity, read.stream
         assert activity.start_utc == item.activity.start_utc
         assert activity.sub_sport == item.activity.sub_sport
         assert len(activity.laps) == len(item.activity.laps)
         assert activity.height_m == pytest.approx(item.activity.height_m, abs=0.01)
         assert set(activity.dynamics) == set(item.activity.dynamics)
-        frame = item.stream
+        frame = item.stream.to_frame()
         got = stream.values[Col.CADENCE_SPM.value]
         want = frame[Col.CADENCE_SPM.value].to_numpy()
         assert got == pytest.approx(want, abs=1.0 / 64)  # 1/128 cycle resolution

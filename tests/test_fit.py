@@ -22,7 +22,7 @@ from connectors.fit import (
 from connectors.fitcrc import adapt_zero_header_crc, crc16, shift_through_zeros
 from planner.errors import FitImportError
 from planner.grade import _centred_median, derive_grade_pct
-from planner.schema import Col, StreamColumns, validate_stream
+from planner.schema import Col, StreamColumns, validate_columns
 from tests.conftest import BAD_DIR, FIT_DIR
 
 INDEX: list[dict[str, Any]] = tomllib.loads((FIT_DIR / "index.toml").read_text())["file"]
@@ -53,7 +53,7 @@ def test_decodes_as_indexed(entry: dict[str, Any], decoder: str) -> None:
         assert run.activity.device == entry["device"]
         assert run.activity.height_m == entry.get("height_m")
         assert run.activity.n_samples == len(run.stream)
-        validate_stream(run.stream)  # raises if the frame broke the schema
+        assert validate_columns(run.stream) is run.stream  # valid, in canonical order
         assert run.activity.source_ref.startswith(decoded.content_hash)
     # Non-running sessions are kept as metadata with no stream.
     assert all(len(i.stream) == 0 for i in decoded.items if not i.activity.is_running)
@@ -90,8 +90,12 @@ def test_running_dynamics_match_fitdecode(entry: dict[str, Any]) -> None:
 @pytest.mark.parametrize("entry", RUNS_WITH_DYNAMICS, ids=_ids(RUNS_WITH_DYNAMICS))
 def test_both_decoders_give_the_same_frame(entry: dict[str, Any]) -> None:
     data = (FIT_DIR / entry["name"]).read_bytes()
-    fast = [i.stream for i in decode_fit(data).items if i.activity.is_running]
-    slow = [i.stream for i in decode_fit(data, decoder=FALLBACK).items if i.activity.is_running]
+    fast = [i.stream.to_frame() for i in decode_fit(data).items if i.activity.is_running]
+    slow = [
+        i.stream.to_frame()
+        for i in decode_fit(data, decoder=FALLBACK).items
+        if i.activity.is_running
+    ]
     for a, b in zip(fast, slow, strict=True):
         # fitdecode expands enhanced_speed from speed and rounds the last digit differently
         # (4.086 vs 4.087 m/s): allow one unit of the field's 0.001 resolution.
@@ -101,7 +105,7 @@ def test_both_decoders_give_the_same_frame(entry: dict[str, Any]) -> None:
 def test_cadence_is_steps_per_minute_from_cycles_and_fraction() -> None:
     data = (FIT_DIR / "68MK1405.FIT").read_bytes()
     raw = raw_columns(data, FALLBACK)
-    frame = next(i.stream for i in decode_fit(data).items)
+    frame = next(i.stream.to_frame() for i in decode_fit(data).items)
     expected = 2.0 * (raw["cadence"] + np.nan_to_num(raw["fractional_cadence"]))
     # Running cadence in FIT counts strides; a runner's steps/min sits around 150-200.
     assert 140 < float(np.nanmedian(frame[Col.CADENCE_SPM.value])) < 210
@@ -135,7 +139,7 @@ def test_stryd_developer_fields_are_named_and_unit_normalised() -> None:
 
 def test_real_stryd_file_has_form_power_and_stiffness() -> None:
     decoded = decode_fit((FIT_DIR / "developer-types-sample.fit").read_bytes())
-    stream = decoded.items[0].stream
+    stream = decoded.items[0].stream.to_frame()
     assert 50 < stream[Col.FORM_POWER_W.value].median() < 150
     assert 5 < stream[Col.LEG_SPRING_STIFFNESS_KN_M.value].median() < 20
 
@@ -185,8 +189,9 @@ def test_multisport_keeps_only_the_run_leg_stream() -> None:
     decoded = decode_fit((FIT_DIR / "triathlon_summary_first.fit").read_bytes())
     run = next(i for i in decoded.items if i.activity.is_running)
     start = pd.Timestamp(run.activity.start_utc)
-    assert run.stream.index.min() >= start
-    assert run.stream.index.max() <= start + pd.Timedelta(seconds=run.activity.elapsed_s)
+    index = run.stream.to_frame().index
+    assert index.min() >= start
+    assert index.max() <= start + pd.Timedelta(seconds=run.activity.elapsed_s)
     assert len({i.activity.source_ref for i in decoded.items}) == len(decoded.items)
 
 
@@ -298,7 +303,6 @@ def test_stream_columns_slice_inclusively_and_round_trip_through_a_frame() -> No
     assert part.values[Col.HEART_RATE_BPM.value].tolist() == [102.0, 103.0, 104.0, 105.0]
     frame = part.to_frame()
     assert str(frame.index.dtype) == "datetime64[us, UTC]"
-    validate_stream(frame)
     again = StreamColumns.from_frame(frame)
     assert again.time_us.tolist() == part.time_us.tolist()
     pd.testing.assert_frame_equal(again.to_frame(), frame)

@@ -20,7 +20,7 @@ import pyarrow.ipc
 
 from connectors.archives import ImportFile, Limits, Unreadable, expand
 from connectors.fit import decode_fit
-from planner.schema import Col
+from planner.schema import Col, StreamColumns
 from planner.services.ingest import run_import
 from planner.store.database import Store
 from planner.store.streamcodec import pack
@@ -185,7 +185,10 @@ def test_richer_copy_wins_across_sources(tmp_path: Path) -> None:
             dynamics=(),
             elapsed_s=fit_copy.activity.elapsed_s + 3,
         ),
-        fit_copy.stream[[Col.SPEED_MPS.value, Col.HEART_RATE_BPM.value]],
+        StreamColumns(
+            fit_copy.stream.time_us,
+            {c: fit_copy.stream.values[c] for c in (Col.SPEED_MPS.value, Col.HEART_RATE_BPM.value)},
+        ),
     )
     with Store(tmp_path / "db.sqlite") as store:
         first = store.save_activity("me", poorer)
@@ -376,7 +379,7 @@ def test_importing_one_file_never_loads_pandas() -> None:
 
 def test_streams_stored_by_format_v1_are_still_read(tmp_path: Path) -> None:
     """v1 blobs (pandas index metadata, written before 0.1.0's numpy packing) stay readable."""
-    frame = decode_fit((FIT_DIR / "garmin-fenix-5-run.fit").read_bytes()).items[0].stream
+    frame = decode_fit((FIT_DIR / "garmin-fenix-5-run.fit").read_bytes()).items[0].stream.to_frame()
     table = pa.Table.from_pandas(frame, preserve_index=True)  # how v1 was written
     sink = pa.BufferOutputStream()
     options = pa.ipc.IpcWriteOptions(compression="zstd")

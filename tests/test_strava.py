@@ -26,7 +26,7 @@ from connectors.strava import (
     connect_account,
     next_quarter_hour,
     next_utc_midnight,
-    streams_to_frame,
+    streams_to_columns,
     summary_to_activity,
 )
 from connectors.tokens import (
@@ -67,12 +67,13 @@ def token_file(tmp_path: Path) -> Path:
     return tmp_path / "secret" / "strava.json"
 
 
-# -- streams → canonical frame ------------------------------------------------------------------
+# -- streams → canonical columns ----------------------------------------------------------------
 
 
 def test_cadence_per_foot_becomes_steps_per_minute() -> None:
     streams = {k: v["data"] for k, v in run_streams(120, cadence_per_foot=86).items()}
-    frame, notes = streams_to_frame(START, streams)
+    stream, notes = streams_to_columns(START, streams)
+    frame = stream.to_frame()
     assert notes == ()
     assert (frame[Col.CADENCE_SPM.value] == 172.0).all()  # 2 × 86 per-foot
     assert frame[Col.SPEED_MPS.value].iloc[0] == pytest.approx(3.2)
@@ -89,7 +90,8 @@ def test_cadence_per_foot_becomes_steps_per_minute() -> None:
 
 def test_time_offsets_place_samples_and_keep_a_pause() -> None:
     streams = {k: v["data"] for k, v in run_streams(60, pause_after=29, pause_s=45).items()}
-    frame, _ = streams_to_frame(START, streams)
+    stream, _ = streams_to_columns(START, streams)
+    frame = stream.to_frame()
     gaps = frame.index.to_series().diff().dt.total_seconds().dropna()
     assert gaps.max() == 46.0
     assert frame.index[-1] == START + timedelta(seconds=59 + 45)
@@ -103,7 +105,8 @@ def test_repeated_times_and_implausible_values_are_dropped_with_warnings() -> No
         "latlng": [[1.0, 2.0], None, [1.0, 2.0], [1.0, 2.0], [1.0, 2.0], [1.0, 2.0]],
         "velocity_smooth": [3.0, 3.0],  # wrong length
     }
-    frame, notes = streams_to_frame(START, streams)
+    stream, notes = streams_to_columns(START, streams)
+    frame = stream.to_frame()
     assert len(frame) == 4  # the repeated second and the missing time are gone
     assert frame[Col.CADENCE_SPM.value].tolist() == [160.0, 162.0, 166.0, 170.0]
     assert np.isnan(frame[Col.HEART_RATE_BPM.value].iloc[2])  # 400 bpm is not plausible
@@ -117,7 +120,8 @@ def test_repeated_times_and_implausible_values_are_dropped_with_warnings() -> No
 def test_no_time_stream_means_no_samples() -> None:
     published = fixture_json("swagger_example_activity_streams_list.json")
     streams = {item["type"]: item["data"] for item in published}
-    frame, notes = streams_to_frame(START, streams)
+    stream, notes = streams_to_columns(START, streams)
+    frame = stream.to_frame()
     assert frame.empty
     assert "no time stream" in notes[0]
 

@@ -34,7 +34,8 @@ EXPORT = TRACKS / "strava_export.zip"
 
 def test_gpx_gives_the_fit_run_s_stream_without_dynamics() -> None:
     fit = fit_run(GPX_SOURCE)
-    [(activity, stream)] = decode_track(GPX_FILE.read_bytes(), "run.gpx", kind="gpx").activities
+    [item] = decode_track(GPX_FILE.read_bytes(), "run.gpx", kind="gpx").items
+    activity, stream = item.activity, item.stream
     assert activity.source is Source.GPX
     assert activity.sport == "running"  # Strava's <type>9</type>
     assert activity.name == "Evening Run"
@@ -65,7 +66,8 @@ def test_tcx_gz_gives_laps_speed_and_distance_from_the_file() -> None:
     fit = fit_run(TCX_SOURCE)
     data = gzip.decompress(TCX_FILE.read_bytes())
     assert data.startswith(b"\n\n ")  # Strava's blanks before the XML declaration
-    [(activity, stream)] = decode_track(data, "run.tcx", kind="tcx").activities
+    [item] = decode_track(data, "run.tcx", kind="tcx").items
+    activity, stream = item.activity, item.stream
     assert (activity.source, activity.sport, activity.device) == (
         Source.TCX,
         "running",
@@ -143,10 +145,12 @@ def test_analysis_says_gpx_runs_have_no_running_dynamics(run_cli: Run) -> None:
 def test_a_ride_and_an_unnamed_type_are_not_runs() -> None:
     text = gpx_text(fit_run(GPX_SOURCE))
     ride = text.replace("<type>9</type>", "<type>1</type>").encode()
-    [(activity, stream)] = decode_track(ride, "ride.gpx", kind="gpx").activities
+    [item] = decode_track(ride, "ride.gpx", kind="gpx").items
+    activity, stream = item.activity, item.stream
     assert (activity.sport, len(stream)) == ("cycling", 0)
     other = text.replace("<type>9</type>", "").encode()
-    [(activity, _)] = decode_track(other, "x.gpx", kind="gpx").activities
+    [item] = decode_track(other, "x.gpx", kind="gpx").items
+    activity = item.activity
     assert activity.sport == "generic"
 
 

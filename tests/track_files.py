@@ -48,8 +48,8 @@ class Run:
 
 def fit_run(name: str) -> Run:
     decoded = decode_fit((FIT_DIR / name).read_bytes(), name)
-    activity, stream = next((a, s) for a, s in decoded.activities if a.is_running)
-    return Run(activity, stream)
+    item = next(i for i in decoded.items if i.activity.is_running)
+    return Run(item.activity, item.stream)
 
 
 def _iso(time_us: int, *, millis: bool) -> str:

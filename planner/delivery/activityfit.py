@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 import numpy as np
-import pandas as pd
 from garmin_fit_sdk import Encoder
 
 from planner.delivery.workouts import MANUFACTURER, MESG
@@ -49,21 +48,15 @@ def _serial(activity: Activity) -> int:
 
 
 def _records(item: ImportedActivity) -> list[dict[str, Any]]:
-    frame = item.stream
-    # Whole seconds: FIT timestamps are seconds (the index unit varies: ns, us).
-    seconds = pd.DatetimeIndex(frame.index).as_unit("s").asi8
+    stream = item.stream.values
+    # Whole seconds: FIT timestamps are seconds.
+    seconds = item.stream.time_us // 1_000_000
     columns: list[tuple[str, np.ndarray]] = [
-        (name, frame[col.value].to_numpy(dtype=np.float64))
-        for col, name in _FIELDS
-        if col.value in frame.columns
+        (name, stream[col.value]) for col, name in _FIELDS if col.value in stream
     ]
-    cadence = (
-        frame[Col.CADENCE_SPM.value].to_numpy(dtype=np.float64)
-        if Col.CADENCE_SPM.value in frame.columns
-        else None
-    )
-    lat = frame[Col.LAT_DEG.value].to_numpy() if Col.LAT_DEG.value in frame.columns else None
-    lon = frame[Col.LON_DEG.value].to_numpy() if Col.LON_DEG.value in frame.columns else None
+    cadence = stream.get(Col.CADENCE_SPM.value)
+    lat = stream.get(Col.LAT_DEG.value)
+    lon = stream.get(Col.LON_DEG.value)
     out = []
     for i, ts in enumerate(seconds.tolist()):
         rec: dict[str, Any] = {"mesg_num": MESG["RECORD"], "timestamp": _datetime(ts)}

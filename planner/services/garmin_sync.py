@@ -200,7 +200,7 @@ def _sync_one(
     fit = extract_fit(session.download_original(listed.activity_id), listed.activity_id)
     display = f"garmin activity {ref}"
     decoded = decode_fit(fit, display, Hints(name=listed.name, sport="running"))
-    if not decoded.activities:
+    if not decoded.items:
         raise FitImportError(display, decoded.not_activity or "no activity in the file")
     handled: list[tuple[Handled, int]] = []
     # One transaction for every session of the file: the ref marks the whole activity done.

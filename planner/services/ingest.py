@@ -189,7 +189,7 @@ def _decode(job: _Job) -> PackedFile | str:
     # (planner.services.workers), and the main process of a batch import never needs them.
     from connectors.fit import decode_fit
     from connectors.tracks import decode_track
-    from planner.store.streamcodec import pack_columns
+    from planner.store.streamcodec import pack
 
     try:
         if job.kind == "fit":
@@ -198,7 +198,7 @@ def _decode(job: _Job) -> PackedFile | str:
             decoded = decode_track(job.data, job.display, job.hints, kind=job.kind)
     except StridewiseError as exc:
         return _reason(exc)
-    items = tuple(pack_columns(activity, stream) for activity, stream in decoded.activities)
+    items = tuple(pack(item) for item in decoded.items)
     return PackedFile(decoded.content_hash, decoded.decoder, items, decoded.not_activity)
 
 

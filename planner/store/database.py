@@ -179,7 +179,7 @@ class Store:
     ) -> list[SaveResult]:
         """Store every activity decoded from one file, and the file's hash, atomically.
 
-        The streams arrive packed (:func:`planner.store.streamcodec.pack_columns`, run by the
+        The streams arrive packed (:func:`planner.store.streamcodec.pack`, run by the
         decoder processes), so the process that writes needs neither numpy nor pyarrow.
         """
         with self.transaction():
@@ -196,7 +196,7 @@ class Store:
 
     def save_activity(self, athlete_id: str, item: ImportedActivity) -> SaveResult:
         """Store one activity (from a sync) in its own transaction."""
-        from planner.store.streamcodec import pack  # pandas and pyarrow: only when a frame is here
+        from planner.store.streamcodec import pack  # pyarrow: only when a stream is here
 
         packed = pack(item)
         with self.transaction():
@@ -342,7 +342,7 @@ class Store:
         ).fetchone()
         if row is None:
             self.get_activity(activity_id)  # raises NotFoundError for an unknown id
-            return empty_stream()
+            return empty_stream().to_frame()
         if row["format"] not in streamcodec.READABLE:
             raise ConfigError(f"activity {activity_id}: unknown stream format {row['format']!r}")
         return streamcodec.decode(row["data"], columns)

@@ -5,9 +5,10 @@ IPC stream with zstd-compressed float64 columns reads an athlete's last 200 runs
 faster than one SQLite row per sample, and stays inside the same transaction as the
 activity row, which Parquet files beside the database would not.
 
-Format v2 stores the time as a ``timestamp[us, UTC]`` column named ``time`` and is written
-from numpy columns without pandas (decoder processes pack what they decode and never load
-pandas). Format v1 blobs (pandas' own index metadata) are still read.
+Format v2 stores the time as a ``timestamp[us, UTC]`` column named ``time`` and one float64
+column per stream column, written from :class:`~planner.schema.StreamColumns` without pandas
+(decoder processes pack what they decode and never load pandas). Reading gives a pandas frame,
+which is what feature code wants. Format v1 blobs (pandas' own index metadata) are still read.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.ipc
 
-from planner.records import Activity, ImportedActivity, PackedActivity
+from planner.records import ImportedActivity, PackedActivity
 from planner.schema import INDEX_NAME, StreamColumns
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ _WRITE_OPTIONS = pyarrow.ipc.IpcWriteOptions(compression="zstd")
 _TIME = pa.timestamp("us", tz="UTC")
 
 
-def encode_columns(stream: StreamColumns) -> bytes:
+def encode(stream: StreamColumns) -> bytes:
     """Pack validated stream columns into bytes."""
     # Arrays are built from their buffers: pa.array() would import pandas to ask whether the
     # input is a Series, which is the start-up cost the decoder processes avoid.
@@ -51,21 +52,11 @@ def _array(kind: pa.DataType, values: np.ndarray, n: int) -> pa.Array:
     return pa.Array.from_buffers(kind, n, [None, pa.py_buffer(values)])
 
 
-def encode(frame: pd.DataFrame) -> bytes:
-    """Pack a validated stream frame (UTC index ``time``) into bytes."""
-    return encode_columns(StreamColumns.from_frame(frame))
-
-
-def pack_columns(activity: Activity, stream: StreamColumns) -> PackedActivity:
-    """The activity with its stream encoded for the store (no samples: ``None``)."""
-    if not len(stream):
-        return PackedActivity(activity, None, None)
-    return PackedActivity(activity, encode_columns(stream), FORMAT, len(stream))
-
-
 def pack(item: ImportedActivity) -> PackedActivity:
-    """:func:`pack_columns` for an activity whose stream is a frame."""
-    return pack_columns(item.activity, StreamColumns.from_frame(item.stream))
+    """The activity with its stream encoded for the store (no samples: ``None``)."""
+    if not len(item.stream):
+        return PackedActivity(item.activity, None, None)
+    return PackedActivity(item.activity, encode(item.stream), FORMAT, len(item.stream))
 
 
 def decode(blob: bytes, columns: list[str] | None = None) -> pd.DataFrame:
