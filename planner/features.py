@@ -27,7 +27,7 @@ import pandas as pd
 
 from planner import reference as ref
 from planner.records import Activity
-from planner.schema import Col
+from planner.schema import Col, StreamColumns
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -272,13 +272,13 @@ def _nanmedian(values: FloatArray) -> float:
     return float(np.median(finite)) if finite.size else math.nan
 
 
-def run_features(frame: pd.DataFrame, activity: Activity) -> RunFeatures:
-    """Features of one run from its validated stream frame and metadata (pure).
+def run_features(stream: pd.DataFrame | StreamColumns, activity: Activity) -> RunFeatures:
+    """Features of one run from its validated stream and metadata (pure).
 
     Parameters
     ----------
-    frame : a validated stream as a frame (:meth:`planner.schema.StreamColumns.to_frame`,
-        or the store's ``load_stream``).
+    stream : a validated stream: the columns a connector or the simulator built, or the frame
+        the store's ``load_stream`` reads (the feature code works on a frame).
     activity : the run's metadata (sub-sport, laps, body data, source).
 
     Returns
@@ -286,6 +286,7 @@ def run_features(frame: pd.DataFrame, activity: Activity) -> RunFeatures:
     RunFeatures; runs without speed or without running dynamics yield what they support, and
     ``notes`` says what was missing.
     """
+    frame = stream.to_frame() if isinstance(stream, StreamColumns) else stream
     base: dict[str, Any] = {
         "source": activity.source.value,
         "start_utc": activity.start_utc,

@@ -755,8 +755,7 @@ def simulate_athlete(
     runner = make_runner(rng, f"{prefix}{seed}-{index}", generator=GENERATORS[generator])
     n_runs = int(rng.integers(1, max_runs + 1))
     runs = tuple(
-        run_features(item.stream.to_frame(), item.activity)
-        for item in simulate_history(runner, n_runs=n_runs)
+        run_features(item.stream, item.activity) for item in simulate_history(runner, n_runs=n_runs)
     )
     return SimulatedAthlete(runner, runs)
 

@@ -115,7 +115,7 @@ def test_simulated_runs_pass_the_schema_and_are_seeded() -> None:
 
 
 def test_warm_up_is_skipped_and_windows_are_steady() -> None:
-    rf = run_features(run_of("easy").stream.to_frame(), run_of("easy").activity)
+    rf = run_features(run_of("easy").stream, run_of("easy").activity)
     assert rf.warmup_skipped_s == ref.WARMUP_S
     assert rf.windows["t_s"].min() >= ref.WARMUP_S
     assert rf.steady_s >= 30 * 60
@@ -131,7 +131,7 @@ def test_a_pause_never_lands_in_a_steady_window() -> None:
     frame.loc[frame.index[1500:1560], Col.SPEED_MPS.value] = 0.0  # standing at a light
     frame = frame.drop(frame.index[2000:2100])  # and a timer pause: a gap
     rf = run_features(frame, item.activity)
-    base = run_features(item.stream.to_frame(), item.activity)
+    base = run_features(item.stream, item.activity)
     assert rf.steady_s <= base.steady_s - 2 * 60
 
 
@@ -140,7 +140,7 @@ def test_a_pause_never_lands_in_a_steady_window() -> None:
 )
 def test_run_kinds_are_recognised(kind: str, flag: str) -> None:
     item = run_of(kind, minutes=None)
-    rf = run_features(item.stream.to_frame(), item.activity)
+    rf = run_features(item.stream, item.activity)
     assert getattr(rf, flag)
     if kind == "trail":
         assert rf.flat_s < rf.steady_s  # slopes kept out of balance and stiffness
@@ -150,9 +150,9 @@ def test_run_kinds_are_recognised(kind: str, flag: str) -> None:
 
 
 def test_residuals_do_not_depend_on_pace() -> None:
-    easy = run_features(run_of("easy").stream.to_frame(), run_of("easy").activity)
+    easy = run_features(run_of("easy").stream, run_of("easy").activity)
     tempo = run_features(
-        run_of("tempo", minutes=45.0).stream.to_frame(), run_of("tempo", minutes=45.0).activity
+        run_of("tempo", minutes=45.0).stream, run_of("tempo", minutes=45.0).activity
     )
     assert tempo.scalar("speed_mps") > easy.scalar("speed_mps") + 0.3
     assert tempo.scalar("gct_ms") < easy.scalar("gct_ms")  # raw GCT says "faster"...
@@ -163,7 +163,7 @@ def test_residuals_do_not_depend_on_pace() -> None:
 
 def test_drift_and_decoupling_on_a_long_run() -> None:
     item = run_of("long", minutes=90.0)
-    rf = run_features(item.stream.to_frame(), item.activity)
+    rf = run_features(item.stream, item.activity)
     for name in (
         "cadence_drift_spm",
         "gct_drift_ms",
@@ -173,12 +173,12 @@ def test_drift_and_decoupling_on_a_long_run() -> None:
     ):
         assert math.isfinite(rf.scalar(name)), name
     short = run_of("easy", minutes=25.0)
-    assert math.isnan(run_features(short.stream.to_frame(), short.activity).scalar("gct_drift_ms"))
+    assert math.isnan(run_features(short.stream, short.activity).scalar("gct_drift_ms"))
 
 
 def test_run_without_running_dynamics_yields_what_it_can() -> None:
     item = run_of("easy", sensors="none")
-    rf = run_features(item.stream.to_frame(), item.activity)
+    rf = run_features(item.stream, item.activity)
     assert math.isfinite(rf.scalar("cadence_resid_spm"))
     assert math.isfinite(rf.scalar("step_length_m"))  # from speed and cadence
     assert math.isfinite(rf.scalar("hr_decoupling_pct"))
@@ -189,8 +189,8 @@ def test_run_without_running_dynamics_yields_what_it_can() -> None:
 def test_stryd_only_runs_use_stryd_ground_time_on_its_own_scale() -> None:
     item = run_of("easy", sensors="none", stryd=True)
     assert Col.STRYD_GCT_MS.value in item.stream.values
-    rf = run_features(item.stream.to_frame(), item.activity)
-    with_watch = run_features(run_of("easy").stream.to_frame(), run_of("easy").activity)
+    rf = run_features(item.stream, item.activity)
+    with_watch = run_features(run_of("easy").stream, run_of("easy").activity)
     # Same runner, same seed: Stryd's shorter ground time lands on the same residual.
     assert rf.scalar("gct_resid_ms") == pytest.approx(with_watch.scalar("gct_resid_ms"), abs=3.0)
     assert math.isfinite(rf.scalar("lss_resid_pct"))
@@ -198,9 +198,7 @@ def test_stryd_only_runs_use_stryd_ground_time_on_its_own_scale() -> None:
 
 
 def test_features_survive_the_cache_round_trip() -> None:
-    rf = run_features(
-        run_of("long", minutes=90.0).stream.to_frame(), run_of("long", minutes=90.0).activity
-    )
+    rf = run_features(run_of("long", minutes=90.0).stream, run_of("long", minutes=90.0).activity)
     back = RunFeatures.from_json(rf.to_json())
     assert back.start_utc == rf.start_utc
     assert back.signals == rf.signals
@@ -231,7 +229,7 @@ def _fixture_runs() -> list[tuple[str, ImportedActivity]]:
     ("name", "item"), _fixture_runs(), ids=lambda x: x if isinstance(x, str) else ""
 )
 def test_every_running_fixture_yields_features(name: str, item: ImportedActivity) -> None:
-    rf = run_features(item.stream.to_frame(), item.activity)
+    rf = run_features(item.stream, item.activity)
     af = athlete_features([rf])
     assert af.vector().shape == (len(MODEL_FEATURES),)
     if Col.SPEED_MPS.value not in item.stream.values:
@@ -242,7 +240,7 @@ def test_every_running_fixture_yields_features(name: str, item: ImportedActivity
 def test_fenix3_fixture_values_are_plausible() -> None:
     path = FIT_DIR / "Fenix3-Run-1321421020.fit"
     item = decode_fit(path.read_bytes(), str(path)).items[0]
-    rf = run_features(item.stream.to_frame(), item.activity)
+    rf = run_features(item.stream, item.activity)
     assert rf.steady_s > 60 * 60
     assert 3.5 < rf.scalar("speed_mps") < 4.0
     assert 180 < rf.scalar("cadence_spm") < 195
@@ -254,7 +252,7 @@ def test_fenix3_fixture_values_are_plausible() -> None:
 
 def test_athlete_features_pool_runs_and_fit_own_slopes() -> None:
     runs = [
-        run_features(run_of(k, minutes=m).stream.to_frame(), run_of(k, minutes=m).activity)
+        run_features(run_of(k, minutes=m).stream, run_of(k, minutes=m).activity)
         for k, m in (("easy", 50.0), ("tempo", 45.0), ("long", 90.0), ("intervals", None))
     ]
     af = athlete_features(runs)
