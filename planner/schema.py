@@ -80,9 +80,10 @@ class Col(StrEnum):
     # run cadence per foot (strides/min); steps/min is twice that (domain.md §1).
     CADENCE_SPM = Column("cadence_spm", 0.0, 300.0, strava="cadence", strava_factor=2.0)
     GCT_MS = Column("gct_ms", 50.0, 800.0, _DYN, fit=("stance_time",))  # ground contact time
+    # share of ground contact on the left foot, %
     GCT_BALANCE_LEFT_PCT = Column(
         "gct_balance_left_pct", 20.0, 80.0, _DYN, fit=("stance_time_balance",)
-    )  # % left
+    )
     VERTICAL_OSCILLATION_MM = Column(
         "vertical_oscillation_mm", 0.0, 300.0, _DYN, fit=("vertical_oscillation",)
     )
