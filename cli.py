@@ -319,7 +319,24 @@ def _disconnect(name: str, athlete_id: str | None) -> None:
     click.echo(result.message)
 
 
-_CONNECTOR = click.Choice(connector_names())
+class _Registered(click.Choice):
+    """A choice among registered plugins, read when the option is parsed or shown, so a
+    plugin installed into a running process (or a test) is offered too."""
+
+    def __init__(self, names: Callable[[], tuple[str, ...]]) -> None:
+        self._names = names
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return self._names()
+
+    @choices.setter
+    def choices(self, value: object) -> None:
+        pass  # always the registry's
+
+
+_CONNECTOR = _Registered(connector_names)
 _ATHLETE_ACCOUNT = "Whose account (default: 'me'); ignored by connectors with one account."
 
 
@@ -721,7 +738,7 @@ def send_weekly_cmd(
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(plan_formats()),
+    type=_Registered(plan_formats),
     default="text",
     show_default=True,
     help="What to write.",

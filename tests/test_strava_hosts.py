@@ -235,9 +235,7 @@ def test_a_sync_reports_the_fallback(
         "me", hosts=loopback_hosts(strava, new=silent), now=datetime(2027, 3, 1, tzinfo=UTC)
     )
     with Store(tmp_path / "db.sqlite") as store:
-        summary = sync_account(
-            store, "strava", since=DAY0 - timedelta(days=1), session=connector
-        )
+        summary = sync_account(store, "strava", since=DAY0 - timedelta(days=1), session=connector)
     assert summary.as_json()["api_fallback"] == silent
     assert len(summary.imported) == 1
     assert summary.error is None

@@ -19,13 +19,27 @@ from typing import TYPE_CHECKING, Final, cast
 from planner.errors import ConfigError
 
 if TYPE_CHECKING:
+    from connectors.garmin import GarminService
+    from connectors.strava import StravaService
     from planner.connector import Connector
+    from planner.delivery import renderers as builtin
     from planner.renderer import Renderer
+
+    # The built-ins keep the protocols: mypy checks these assignments (never run).
+    _CHECKED_CONNECTORS: tuple[Connector, ...] = (StravaService(), GarminService())
+    _CHECKED_RENDERERS: tuple[Renderer, ...] = (
+        builtin.HtmlRenderer(),
+        builtin.TextRenderer(),
+        builtin.MarkdownRenderer(),
+        builtin.IcsRenderer(),
+        builtin.WorkoutFitRenderer(),
+        builtin.JsonRenderer(),
+    )
 
 CONNECTORS_GROUP: Final = "stridewise.connectors"
 RENDERERS_GROUP: Final = "stridewise.renderers"
 
-#: The distribution whose entry points are the built-in ones: listed first, in their order.
+#: The distribution whose entry points are the built-in ones: listed first.
 _OWN_DISTRIBUTION: Final = "stridewise"
 
 #: What every registered object must have, per group (the protocols' attributes).
@@ -45,12 +59,14 @@ _RENDERER_ATTRIBUTES: Final = ("name", "needs_folder", "render")
 
 @cache
 def _registered(group: str) -> tuple[EntryPoint, ...]:
-    """The group's entry points: stridewise's own first (in ``pyproject.toml`` order), then
-    plugins by name. A name registered twice is a broken installation: one clear error."""
-    found = list(entry_points(group=group))
-    own = [ep for ep in found if ep.dist is not None and ep.dist.name == _OWN_DISTRIBUTION]
-    others = sorted((ep for ep in found if ep not in own), key=lambda ep: ep.name)
-    ordered = own + others
+    """The group's entry points: stridewise's own first, then plugins, each by name. A name
+    registered twice is a broken installation: one clear error."""
+
+    def plugin_then_name(ep: EntryPoint) -> tuple[bool, str]:
+        own = ep.dist is not None and ep.dist.name == _OWN_DISTRIBUTION
+        return (not own, ep.name)
+
+    ordered = sorted(entry_points(group=group), key=plugin_then_name)
     seen: dict[str, EntryPoint] = {}
     for ep in ordered:
         if ep.name in seen:
