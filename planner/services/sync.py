@@ -177,7 +177,7 @@ def sync_account(
     except (AuthError, ConfigError) as exc:
         # Refused tokens mid-sync: every further request would fail the same way.
         summary.error = str(exc)
-    except ServiceUnavailableError as exc:  # the listing itself: nothing to hold on to
+    except StridewiseError as exc:  # the listing itself failed: nothing to hold on to
         summary.error = str(exc)
     except KeyboardInterrupt:
         summary.interrupted = True
@@ -265,7 +265,7 @@ class _Run:
         if known is not None:
             self._advance(listed)
             return [("duplicate", known)]
-        if listed.is_running and listed.elapsed_s:
+        if listed.elapsed_s:
             same = store.find_same_run(athlete_id, listed.sport, listed.start_utc, listed.elapsed_s)
             if same is not None and SOURCE_RANK[same.activity.source] >= SOURCE_RANK[source]:
                 # A copy at least as rich is stored (a FIT file beats everything): spend no
