@@ -16,6 +16,7 @@ vector (:data:`MODEL_FEATURES`) is built.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -854,14 +855,8 @@ def _fit(x: FloatArray, y: FloatArray, degree: int = 1) -> LineFit | None:
     return LineFit(tuple(float(c) for c in coef), float(xs.min()), float(xs.max()), int(m.sum()))
 
 
-def athlete_features(runs: Sequence[RunFeatures]) -> AthleteFeatures:
-    """Pool one athlete's runs into the model's feature row (pure).
-
-    Residuals are pooled over the flat steady windows of all runs (median); drifts are averaged
-    over the runs long and steady enough to show one, weighted by steady minutes; the athlete's
-    own slopes on speed come from the pooled windows (Zandbergen et al. 2023).
-    """
-    runs = list(runs)
+def _pool_flat_windows(runs: Sequence[RunFeatures]) -> dict[str, FloatArray]:
+    """The flat steady windows of all runs, one array per window field, plus "run" (index)."""
     pooled: dict[str, list[FloatArray]] = {name: [] for name in (*WINDOW_FIELDS, "run")}
     for i, run in enumerate(runs):
         if not run.n_windows:
@@ -870,91 +865,162 @@ def athlete_features(runs: Sequence[RunFeatures]) -> AthleteFeatures:
         for name in WINDOW_FIELDS:
             pooled[name].append(run.windows.get(name, np.full(run.n_windows, np.nan))[flat])
         pooled["run"].append(np.full(int(flat.sum()), float(i)))
-    pool = {
+    return {
         k: (np.concatenate(v) if v else np.empty(0, dtype=np.float64)) for k, v in pooled.items()
     }
-    values: dict[str, float] = dict.fromkeys(MODEL_FEATURES, math.nan)
-    for name in ("speed_mps", *_FLAT_MEDIANS, "hr_bpm"):
-        values[name] = _nanmedian(pool[name])
-    speed = pool["speed_mps"]
-    side_sign = 0.0
-    side = None
-    balance_mid = values["balance_left_pct"]
-    if not math.isnan(balance_mid):
-        # 50.0 exactly counts as left so that a worsening never flips the side.
-        side_sign = 1.0 if balance_mid >= ref.BALANCE_CENTRE_PCT else -1.0
-        side = "left" if side_sign > 0 else "right"
-        values["balance_dev_pts"] = abs(balance_mid - ref.BALANCE_CENTRE_PCT)
-        values["balance_speed_slope"] = _slope(
-            speed, (pool["balance_left_pct"] - ref.BALANCE_CENTRE_PCT) * side_sign
-        )
-    cad_slope = _slope(speed, pool["cadence_spm"])
-    values["cadence_slope_spm_per_mps"] = cad_slope
-    values["cadence_slope_resid"] = cad_slope - ref.CADENCE_SLOPE_SPM_PER_MPS
+
+
+def _side_sign(balance_left_pct: float) -> float:
+    """+1 when the left foot stays longer on the ground, −1 the right, 0 unknown."""
+    if math.isnan(balance_left_pct):
+        return 0.0
+    # 50.0 exactly counts as left so that a worsening never flips the side.
+    return 1.0 if balance_left_pct >= ref.BALANCE_CENTRE_PCT else -1.0
+
+
+def _balance_values(
+    pool: Mapping[str, FloatArray], balance_left_pct: float, side_sign: float
+) -> dict[str, float]:
+    """How far the balance is off centre, and how that changes with speed (toward the side)."""
+    if not side_sign:
+        return {}
+    off_centre = (pool["balance_left_pct"] - ref.BALANCE_CENTRE_PCT) * side_sign
+    return {
+        "balance_dev_pts": abs(balance_left_pct - ref.BALANCE_CENTRE_PCT),
+        "balance_speed_slope": _slope(pool["speed_mps"], off_centre),
+    }
+
+
+def _cadence_slope(pool: Mapping[str, FloatArray]) -> dict[str, float]:
+    """The athlete's own cadence gain with speed, and how it compares with the population's."""
+    slope = _slope(pool["speed_mps"], pool["cadence_spm"])
+    return {
+        "cadence_slope_spm_per_mps": slope,
+        "cadence_slope_resid": slope - ref.CADENCE_SLOPE_SPM_PER_MPS,
+    }
+
+
+def _drift_means(runs: Sequence[RunFeatures], side_sign: float) -> dict[str, float]:
+    """Drifts averaged over the runs, weighted by steady time; balance drift toward the side."""
     weights = [r.steady_s for r in runs]
-    for name in ("cadence_drift_spm", "gct_drift_ms", "vo_drift_mm", "hr_decoupling_pct"):
-        values[name] = _weighted_mean([r.scalar(name) for r in runs], weights)
+    out = {
+        name: _weighted_mean([r.scalar(name) for r in runs], weights)
+        for name in ("cadence_drift_spm", "gct_drift_ms", "vo_drift_mm", "hr_decoupling_pct")
+    }
     if side_sign:
-        values["balance_drift_pts"] = _weighted_mean(
+        out["balance_drift_pts"] = _weighted_mean(
             [r.scalar("balance_drift_pts") * side_sign for r in runs], weights
         )
-    body = next((r for r in reversed(runs) if r.height_m and r.weight_kg), None)
-    weight = (
-        body.weight_kg if body else next((r.weight_kg for r in reversed(runs) if r.weight_kg), None)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Body:
+    sex: str | None
+    height_m: float | None
+    weight_kg: float | None
+
+
+def _latest_body(runs: Sequence[RunFeatures]) -> _Body:
+    """The newest body data; height and weight from one run when a run holds both."""
+    newest_first = runs[::-1]
+    sex = next((r.sex for r in newest_first if r.sex), None)
+    both = next((r for r in newest_first if r.height_m and r.weight_kg), None)
+    if both is not None:
+        return _Body(sex, both.height_m, both.weight_kg)
+    return _Body(
+        sex,
+        next((r.height_m for r in newest_first if r.height_m), None),
+        next((r.weight_kg for r in newest_first if r.weight_kg), None),
     )
-    height = (
-        body.height_m if body else next((r.height_m for r in reversed(runs) if r.height_m), None)
-    )
-    sex = next((r.sex for r in reversed(runs) if r.sex), None)
-    if weight and not math.isnan(values["kvert_n_m_kg"]):
-        values["kvert_kn_m"] = values["kvert_n_m_kg"] * weight / 1000.0
-    values["steady_min"] = sum(r.steady_s for r in runs) / 60.0
-    values["flat_min"] = sum(r.flat_s for r in runs) / 60.0
-    fits: dict[str, LineFit] = {}
-    for name in ("cadence_spm", "gct_ms", "vo_mm", "vr_pct", "balance_left_pct"):
-        fitted = _fit(speed, pool[name])
-        if fitted is not None:
-            fits[name] = fitted
+
+
+def _speed_fits(pool: Mapping[str, FloatArray]) -> dict[str, LineFit]:
+    """The athlete's own fits on speed, for the metrics that have enough data."""
+    speed = pool["speed_mps"]
+    fits = {
+        name: _fit(speed, pool[name])
+        for name in ("cadence_spm", "gct_ms", "vo_mm", "vr_pct", "balance_left_pct")
+    }
     # Step length vs speed: quadratic per runner (Bailey et al. 2017).
-    sl_fit = _fit(speed, pool["step_length_m"], degree=2)
-    if sl_fit is not None:
-        fits["step_length_m"] = sl_fit
-    runs_with = {
+    fits["step_length_m"] = _fit(speed, pool["step_length_m"], degree=2)
+    return {name: fitted for name, fitted in fits.items() if fitted is not None}
+
+
+def _speed_range(speed: FloatArray) -> tuple[float, float] | None:
+    """The 5th–95th percentile of window speeds (m/s), None without speed."""
+    finite = speed[~np.isnan(speed)]
+    if not finite.size:
+        return None
+    return float(np.percentile(finite, 5)), float(np.percentile(finite, 95))
+
+
+def _runs_with(runs: Sequence[RunFeatures]) -> dict[str, int]:
+    """How many runs hold each signal, and how many have steady running."""
+    counts = {
         sig: sum(1 for r in runs if sig in r.signals)
         for sig in ("speed", "cadence", "gct", "vo", "balance", "hr", "power", "form_power", "lss")
     }
-    runs_with["steady"] = sum(1 for r in runs if r.n_windows)
-    run_flags = {
+    counts["steady"] = sum(1 for r in runs if r.n_windows)
+    return counts
+
+
+def _has_drift(run: RunFeatures) -> bool:
+    return not math.isnan(run.scalar("gct_drift_ms")) or not math.isnan(
+        run.scalar("cadence_drift_spm")
+    )
+
+
+def _run_flags(runs: Sequence[RunFeatures]) -> dict[str, int]:
+    return {
         "treadmill": sum(r.treadmill for r in runs),
         "trail": sum(r.trail for r in runs),
         "intervals": sum(r.intervals for r in runs),
-        "with_drift": sum(
-            1
-            for r in runs
-            if not math.isnan(r.scalar("gct_drift_ms"))
-            or not math.isnan(r.scalar("cadence_drift_spm"))
-        ),
+        "with_drift": sum(1 for r in runs if _has_drift(r)),
     }
-    sources: dict[str, int] = {}
-    for r in runs:
-        sources[r.source] = sources.get(r.source, 0) + 1
-    finite_speed = speed[~np.isnan(speed)]
-    speed_range = (
-        (float(np.percentile(finite_speed, 5)), float(np.percentile(finite_speed, 95)))
-        if finite_speed.size
-        else None
-    )
+
+
+def _values(
+    runs: Sequence[RunFeatures], pool: Mapping[str, FloatArray], body: _Body
+) -> dict[str, float]:
+    """The model's features and the display values, NaN where unknown."""
+    values: dict[str, float] = dict.fromkeys(MODEL_FEATURES, math.nan)
+    for name in ("speed_mps", *_FLAT_MEDIANS, "hr_bpm"):
+        values[name] = _nanmedian(pool[name])
+    side_sign = _side_sign(values["balance_left_pct"])
+    values.update(_balance_values(pool, values["balance_left_pct"], side_sign))
+    values.update(_cadence_slope(pool))
+    values.update(_drift_means(runs, side_sign))
+    if body.weight_kg and not math.isnan(values["kvert_n_m_kg"]):
+        values["kvert_kn_m"] = values["kvert_n_m_kg"] * body.weight_kg / 1000.0
+    values["steady_min"] = sum(r.steady_s for r in runs) / 60.0
+    values["flat_min"] = sum(r.flat_s for r in runs) / 60.0
+    return values
+
+
+def athlete_features(runs: Sequence[RunFeatures]) -> AthleteFeatures:
+    """Pool one athlete's runs into the model's feature row (pure).
+
+    Residuals are pooled over the flat steady windows of all runs (median); drifts are averaged
+    over the runs long and steady enough to show one, weighted by steady minutes; the athlete's
+    own slopes on speed come from the pooled windows (Zandbergen et al. 2023).
+    """
+    runs = list(runs)
+    pool = _pool_flat_windows(runs)
+    body = _latest_body(runs)
+    values = _values(runs, pool, body)
+    side = {1.0: "left", -1.0: "right"}.get(_side_sign(values["balance_left_pct"]))
     return AthleteFeatures(
         values=values,
         runs=len(runs),
-        runs_with=runs_with,
+        runs_with=_runs_with(runs),
         pooled=pool,
-        fits=fits,
+        fits=_speed_fits(pool),
         side=side,
-        sex=sex,
-        height_m=height,
-        weight_kg=weight,
-        speed_range_mps=speed_range,
-        run_flags=run_flags,
-        sources=sources,
+        sex=body.sex,
+        height_m=body.height_m,
+        weight_kg=body.weight_kg,
+        speed_range_mps=_speed_range(pool["speed_mps"]),
+        run_flags=_run_flags(runs),
+        sources=dict(Counter(r.source for r in runs)),
     )
