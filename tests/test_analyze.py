@@ -184,7 +184,8 @@ def test_analysis_of_runs_without_dynamics_names_what_it_cannot_judge(store: Sto
         assert by_area[area].probability is None
         assert by_area[area].evidence[0].startswith("Cannot judge")
     assert analysis.limiters[0].area == "swing"  # judged areas rank first
-    assert any("No running dynamics" in line for line in analysis.data["limits"])
+    assert analysis.data is not None
+    assert any("No running dynamics" in line for line in analysis.data.limits)
 
 
 def test_features_are_cached_and_recomputed_only_when_the_run_changes(store: Store) -> None:
@@ -257,7 +258,9 @@ def test_strava_runs_never_reach_the_training_loader(store: Store) -> None:
     assert [a.athlete_id for a in labelled] == ["mixed"]
     assert [r.source for r in labelled[0].runs] == ["fit"]
     # ...while analysis for the owner still uses Strava-sourced runs.
-    assert analyze_athlete(store, "only_strava").data["sources"] == {"strava": 1}
+    data = analyze_athlete(store, "only_strava").data
+    assert data is not None
+    assert data.sources == {"strava": 1}
 
 
 def test_every_running_fixture_analyses_without_error(run_cli: Callable[..., Any]) -> None:
@@ -444,9 +447,11 @@ def test_probabilities_are_finite_for_a_long_history(store: Store) -> None:
         ["easy", "tempo", "intervals", "long", "trail", "treadmill"],
     )
     result = run_analysis(store, "long", bundle=bundle())
-    assert result.analysis.data["interval_runs"] >= 1
-    assert result.analysis.data["treadmill_runs"] == 1
-    assert result.analysis.data["stryd"] is True
+    data = result.analysis.data
+    assert data is not None
+    assert data.interval_runs >= 1
+    assert data.treadmill_runs == 1
+    assert data.stryd is True
     assert all(
         e.probability is not None and math.isfinite(e.probability) for e in result.analysis.limiters
     )
