@@ -289,20 +289,7 @@ _LISTED_SIGNALS: tuple[str, ...] = (
 )
 #: Signals summarised per window: the listed ones plus the watch's own vertical ratio and
 #: step length (derived from the others where missing).
-_WINDOW_SIGNALS: tuple[str, ...] = (
-    "speed",
-    "cadence",
-    "gct",
-    "vo",
-    "vr",
-    "step_mm",
-    "balance",
-    "hr",
-    "power",
-    "form_power",
-    "lss",
-    "grade",
-)
+_WINDOW_SIGNALS: tuple[str, ...] = (*_LISTED_SIGNALS, "vr", "step_mm")
 
 
 @dataclass(frozen=True, slots=True)
