@@ -274,7 +274,7 @@ def _nanmedian(values: FloatArray) -> float:
     return float(np.median(finite)) if finite.size else math.nan
 
 
-#: Signals named in :attr:`RunFeatures.signals` (and counted per athlete), in that order.
+#: Signals named in :attr:`RunFeatures.signals`, in that order.
 _LISTED_SIGNALS: tuple[str, ...] = (
     "speed",
     "cadence",
@@ -459,8 +459,9 @@ def _is_trail(activity: Activity, graded: bool, running: BoolArray, flat: BoolAr
 
 
 def _classify(activity: Activity, signals: _Signals, clock: _Clock, windows: _Windows) -> _RunKind:
+    """Treadmill, trail or intervals, and which windows are flat and steady (docs/model.md)."""
     treadmill = _is_treadmill(activity, signals)
-    # A treadmill's grade is a setting, not a slope under the feet.
+    # Treadmill runs count as flat (docs/model.md), whatever grade the file carries.
     graded = signals.grade is not None and not treadmill
     flat = _flat_windows(windows, graded)
     # Without speed every window's speed is NaN, so no window counts as running.
