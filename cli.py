@@ -19,12 +19,15 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from planner.errors import InvalidValueError, StridewiseError
-from planner.services.choices import AREAS, PLAN_FORMATS
+from planner.services.choices import AREAS, connector_names, plan_formats
+
+if TYPE_CHECKING:
+    from planner.services.accounts import Connected, ConnectPrompts
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -280,25 +283,180 @@ def export(ctx: _Context, activity_id: int, fmt: str, output: Path | None) -> No
         click.echo(f"wrote {rows} rows to {output}", err=True)
 
 
-# -- Strava, Garmin Connect and sync (subcommands are added below each group) ----------------
+# -- connectors: connect, disconnect, sync (docs/strava.md, docs/garmin.md, docs/plugins.md) --
 
 
-@cli.group("sync")
-def sync() -> None:
-    """Fetch new activities from a connected service."""
+def _prompts(no_browser: bool) -> ConnectPrompts:
+    """Questions go to stderr (a password hidden); stdout keeps only the outcome."""
+    from planner.services.accounts import ConnectPrompts
+
+    def ask(question: str, secret: bool) -> str:
+        return str(click.prompt(question, hide_input=secret, err=True)).strip()
+
+    return ConnectPrompts(
+        show=click.echo, ask=ask, interactive=sys.stdin.isatty(), no_browser=no_browser
+    )
+
+
+def _connected(result: Connected) -> None:
+    for note in result.notes:
+        click.echo(note, err=True)
+    click.echo(result.message)
+
+
+def _connect(name: str, athlete_id: str | None, no_browser: bool = False) -> None:
+    from planner.services.accounts import connect
+
+    _connected(connect(name, athlete_id, _prompts(no_browser)))
+
+
+def _disconnect(name: str, athlete_id: str | None) -> None:
+    from planner.services.accounts import disconnect
+
+    result = disconnect(name, athlete_id)
+    if result.warning:
+        click.echo(result.warning, err=True)
+    click.echo(result.message)
+
+
+class _Registered(click.Choice):
+    """A choice among registered plugins, read when the option is parsed or shown, so a
+    plugin installed into a running process (or a test) is offered too."""
+
+    def __init__(self, names: Callable[[], tuple[str, ...]]) -> None:
+        self._names = names
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return self._names()
+
+    @choices.setter
+    def choices(self, value: object) -> None:
+        pass  # always the registry's
+
+
+_CONNECTOR = _Registered(connector_names)
+_ATHLETE_ACCOUNT = "Whose account (default: 'me'); ignored by connectors with one account."
+
+
+@cli.command("connect")
+@click.argument("name", type=_CONNECTOR)
+@click.option("--athlete", "athlete_id", help=_ATHLETE_ACCOUNT)
+@click.option(
+    "--no-browser",
+    is_flag=True,
+    help="Print the address only and read the pasted code or redirect address.",
+)
+def connect_cmd(name: str, athlete_id: str | None, no_browser: bool) -> None:
+    """Let stridewise read your activities from NAME (strava, garmin or a plugin).
+
+    Only tokens are kept (the system keyring, else a file only you can read), never a
+    password. Same as 'stridewise strava connect' and 'stridewise garmin login'.
+    """
+    _connect(name, athlete_id, no_browser)
+
+
+@cli.command("disconnect")
+@click.argument("name", type=_CONNECTOR)
+@click.option("--athlete", "athlete_id", help=_ATHLETE_ACCOUNT)
+def disconnect_cmd(name: str, athlete_id: str | None) -> None:
+    """Revoke stridewise's access where NAME allows it and delete the stored tokens."""
+    _disconnect(name, athlete_id)
+
+
+class _SyncProgress:
+    """An activities bar on stderr when it is a terminal; silent otherwise."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.bar: Any = None
+
+    def __enter__(self) -> Callable[[int, int | None, Any], None]:
+        return self.tick
+
+    def tick(self, done: int, total: int | None, activity: Any) -> None:
+        if not sys.stderr.isatty():
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(unit="act", file=sys.stderr, desc=self.name, leave=False)
+        self.bar.total = total
+        self.bar.set_postfix_str(f"{activity.start_utc:%Y-%m-%d} {activity.sport}")
+        self.bar.update(done - self.bar.n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@cli.command("sync")
+@click.argument("name", type=_CONNECTOR)
+@_since_option(
+    "Fetch activities from this date (YYYY-MM-DD, UTC) instead of from where the"
+    " last sync stopped (first sync: the last 365 days)."
+)
+@click.option("--athlete", "athlete_id", help="File the activities under this athlete.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@pass_ctx
+def sync_cmd(
+    ctx: _Context, name: str, since: datetime | None, athlete_id: str | None, as_json: bool
+) -> None:
+    """Fetch new activities from NAME: runs whole, other activities as metadata.
+
+    Needs 'stridewise connect NAME' once. Resumable: run it again to continue, nothing is
+    fetched twice. Exit 3 when it stopped at the service's rate limit (the output says when
+    to come back) or some activities failed; exit 1 when the service refused the
+    authorisation or could not list the activities; 130 when interrupted.
+    """
+    from planner.services.sync import sync_account
+
+    with ctx.store() as store, _SyncProgress(name) as tick:
+        summary = sync_account(store, name, athlete_id, since=since, progress=tick)
+    if as_json:
+        _print_json(summary.as_json())
+    else:
+        for note in summary.notes:
+            click.echo(note, err=True)
+        for ref, reason in summary.failed:
+            click.echo(f"failed: {name} activity {ref}: {reason}", err=True)
+        click.echo(
+            f"listed {summary.listed} since {summary.since}: imported {len(summary.imported)},"
+            f" replaced {len(summary.replaced)} by a richer copy, {summary.duplicates} already"
+            f" known, {summary.skipped_non_running} non-running stored as metadata,"
+            f" {len(summary.failed)} failed"
+        )
+    if summary.error:
+        _fail(summary.error)
+    if summary.interrupted:
+        click.echo(
+            "interrupted: what was synced is kept; run the same command to continue", err=True
+        )
+        sys.exit(EXIT_INTERRUPTED)
+    if summary.rate_limited:
+        message = summary.message or "the service's rate limit was reached"
+        if summary.resume_at is not None:
+            message += (
+                ". Everything fetched is kept; run the same command after"
+                f" {summary.resume_at:%Y-%m-%d %H:%M} UTC to continue."
+            )
+        click.echo(message, err=True)
+        sys.exit(EXIT_PARTIAL)
+    if summary.message:
+        click.echo(summary.message, err=True)
+    if summary.failed:
+        sys.exit(EXIT_PARTIAL)
 
 
 @cli.group("strava")
 def strava() -> None:
-    """Connect or disconnect your Strava account."""
+    """Connect or disconnect your Strava account, and its webhook subscription."""
 
 
 @cli.group("garmin")
 def garmin() -> None:
     """Log in to or out of Garmin Connect, and put your plan on its calendar."""
-
-
-# -- Garmin Connect: login, logout, sync (docs/garmin.md) ------------------------------------
 
 
 @garmin.command("login")
@@ -313,128 +471,20 @@ def garmin_login(mfa_code: str | None) -> None:
     The e-mail and password are prompted (the password hidden) or read from
     STRIDEWISE_GARMIN_EMAIL and STRIDEWISE_GARMIN_PASSWORD. When Garmin asks for a
     verification code it is prompted in a terminal; elsewhere the command stops, and a
-    second call with --mfa-code CODE finishes the login.
+    second call with --mfa-code CODE finishes the login. Same as 'stridewise connect garmin'.
     """
-    from planner.services import accounts
-
-    if mfa_code is not None:
-        result = accounts.garmin_resume_login(mfa_code)
-    else:
-        logged_in = accounts.garmin_logged_in_as()
-        if logged_in is not None:
-            who, tokens = logged_in
-            click.echo(
-                f"already logged in to Garmin Connect as {who} (tokens in {tokens});"
-                " run 'stridewise garmin logout' first to switch accounts"
-            )
-            return
-        ask = None
-        if sys.stdin.isatty():
-
-            def ask() -> str:
-                return str(click.prompt("Garmin verification code")).strip()
-
-        result = accounts.garmin_login(
-            lambda: str(click.prompt("Garmin e-mail")),
-            lambda: str(click.prompt("Garmin password", hide_input=True)),
-            ask,
-        )
-    if result.status == "needs_mfa":
-        click.echo(
-            "Garmin sent a verification code (by e-mail or SMS). Finish the login with:\n"
-            "  stridewise garmin login --mfa-code CODE"
-        )
+    if mfa_code is None:
+        _connect("garmin", None)
         return
-    for note in result.notes:
-        click.echo(note, err=True)
-    click.echo(
-        f"logged in to Garmin Connect as {result.display_name or 'your account'}; tokens saved"
-        f" in {result.token_path} (readable by you only). The password is not stored."
-    )
+    from planner.services.accounts import garmin_resume_login
+
+    _connected(garmin_resume_login(mfa_code))
 
 
 @garmin.command("logout")
 def garmin_logout() -> None:
     """Delete the stored Garmin tokens (and a login waiting for its code)."""
-    from planner.services.accounts import garmin_logout
-
-    result = garmin_logout()
-    if result.removed:
-        click.echo("logged out of Garmin Connect: deleted " + ", ".join(map(str, result.removed)))
-    else:
-        click.echo(f"not logged in to Garmin Connect (no tokens in {result.token_file})")
-
-
-class _GarminProgress:
-    """An activities bar on stderr when it is a terminal; silent otherwise."""
-
-    def __init__(self) -> None:
-        self.bar: Any = None
-
-    def __enter__(self) -> Callable[[int, int, str], None]:
-        return self.tick
-
-    def tick(self, done: int, total: int, label: str) -> None:
-        if not sys.stderr.isatty():
-            return
-        if self.bar is None:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, unit="act", file=sys.stderr, desc="garmin", leave=False)
-        self.bar.set_postfix_str(label)
-        self.bar.update(done - self.bar.n)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-@sync.command("garmin")
-@_since_option("List activities from this date (YYYY-MM-DD) instead of from the last sync.")
-@click.option("--athlete", "athlete_id", help="File the activities under this athlete.")
-@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
-@pass_ctx
-def sync_garmin_cmd(
-    ctx: _Context, since: datetime | None, athlete_id: str | None, as_json: bool
-) -> None:
-    """Fetch new Garmin Connect activities: each run's original FIT file, others as metadata.
-
-    Needs 'stridewise garmin login' once. Resumable: run it again to continue.
-    """
-    from planner.services.garmin_sync import sync_garmin
-
-    with ctx.store() as store, _GarminProgress() as tick:
-        summary = sync_garmin(
-            store,
-            athlete_id,
-            since=since.date() if since is not None else None,
-            progress=tick,
-        )
-    if as_json:
-        _print_json(summary.as_json())
-    else:
-        for activity_id, reason in summary.failed:
-            click.echo(f"failed: garmin activity {activity_id}: {reason}", err=True)
-        click.echo(
-            f"listed {summary.listed} since {summary.since}: imported {len(summary.imported)},"
-            f" replaced {len(summary.replaced)} by a richer copy, {summary.duplicates} already"
-            f" known, {summary.skipped_non_running} non-running stored as metadata,"
-            f" {len(summary.failed)} failed"
-        )
-    if summary.interrupted:
-        click.echo(
-            "interrupted: what was synced is kept; run the same command to continue", err=True
-        )
-        sys.exit(EXIT_INTERRUPTED)
-    if summary.rate_limited:
-        _fail(summary.message or "Garmin Connect answered HTTP 429 (too many requests)")
-    if summary.message:
-        click.echo(summary.message, err=True)
-    if summary.failed:
-        sys.exit(EXIT_PARTIAL)
-
-
-# -- Strava: connect, disconnect, sync (docs/strava.md) --------------------------------------
+    _disconnect("garmin", None)
 
 
 @strava.command("connect")
@@ -450,20 +500,9 @@ def strava_connect(no_browser: bool, athlete_id: str | None) -> None:
     Uses your own Strava API application: STRIDEWISE_STRAVA_CLIENT_ID and
     STRIDEWISE_STRAVA_CLIENT_SECRET, or client_id and client_secret under [strava] in
     config.toml. The tokens go to the system keyring when there is one, else to a file only
-    you can read; they are never printed.
+    you can read; they are never printed. Same as 'stridewise connect strava'.
     """
-    from planner.services.accounts import connect_strava
-
-    result = connect_strava(
-        athlete_id,
-        no_browser=no_browser,
-        show=click.echo,
-        read_pasted=lambda: str(click.prompt("code or redirect address", err=True)),
-    )
-    who = result.strava_athlete_name or (
-        f"athlete {result.strava_athlete_id}" if result.strava_athlete_id else "your account"
-    )
-    click.echo(f"connected to Strava as {who}; tokens stored in the {result.storage}")
+    _connect("strava", athlete_id, no_browser)
 
 
 @strava.command("disconnect")
@@ -473,102 +512,7 @@ def strava_disconnect(athlete_id: str | None) -> None:
 
     The tokens are deleted whatever Strava answers; the output says whether Strava confirmed.
     """
-    from planner.services.accounts import disconnect_strava
-
-    result = disconnect_strava(athlete_id)
-    if not result.was_connected:
-        click.echo("Strava is not connected; nothing to do")
-        return
-    if result.warning:
-        click.echo(
-            f"warning: Strava did not confirm: {result.warning}; revoke access yourself at"
-            " https://www.strava.com/settings/apps",
-            err=True,
-        )
-        click.echo("stored tokens deleted; Strava's authorisation may still be active")
-    else:
-        click.echo("Strava revoked stridewise's access; stored tokens deleted")
-
-
-class _StravaProgress:
-    """An activities counter on stderr when it is a terminal; silent otherwise."""
-
-    def __init__(self) -> None:
-        self.bar: Any = None
-
-    def __enter__(self) -> Callable[[Any], None]:
-        return self.tick
-
-    def tick(self, activity: Any) -> None:
-        if not sys.stderr.isatty():
-            return
-        if self.bar is None:
-            from tqdm import tqdm
-
-            self.bar = tqdm(unit="act", file=sys.stderr, desc="strava", leave=False)
-        self.bar.set_postfix_str(f"{activity.start_utc:%Y-%m-%d} {activity.sport}")
-        self.bar.update(1)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-@sync.command("strava")
-@_since_option(
-    "Fetch activities from this date (YYYY-MM-DD, UTC) instead of from where the"
-    " last sync stopped (first sync: the last 365 days)."
-)
-@click.option("--athlete", "athlete_id", help="File the activities under this athlete.")
-@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
-@pass_ctx
-def sync_strava_cmd(
-    ctx: _Context, since: datetime | None, athlete_id: str | None, as_json: bool
-) -> None:
-    """Fetch new Strava activities: runs with their streams, others as metadata.
-
-    Needs 'stridewise strava connect' once. Resumable: run it again to continue. Exit 3 when
-    it stopped before Strava's rate limit (the output says when the limit resets) or some
-    activities failed; exit 1 when Strava refused the authorisation or stayed unreachable.
-    """
-    from planner.services.strava_sync import sync_strava
-
-    with ctx.store() as store, _StravaProgress() as tick:
-        summary = sync_strava(
-            store,
-            athlete_id,
-            since=since,
-            progress=tick,
-        )
-    if as_json:
-        _print_json(summary.as_json())
-    else:
-        if summary.api_fallback:
-            click.echo(
-                f"note: Strava's new API address ({summary.api_fallback}) did not answer;"
-                " the old one was used",
-                err=True,
-            )
-        for ref, reason in summary.failed:
-            click.echo(f"failed: strava activity {ref}: {reason}", err=True)
-        click.echo(
-            f"fetched {summary.fetched} from Strava: imported {len(summary.imported)},"
-            f" replaced {len(summary.replaced)} by a richer copy, {summary.duplicates} already"
-            f" known, {summary.skipped_non_running} non-running stored as metadata,"
-            f" {len(summary.failed)} failed"
-        )
-    if summary.error:
-        _fail(summary.error)
-    if summary.rate_limited:
-        when = f"{summary.resume_at:%Y-%m-%d %H:%M} UTC" if summary.resume_at else "later"
-        click.echo(
-            f"{summary.stop_reason}. Everything fetched is kept; run the same command"
-            f" after {when} to continue.",
-            err=True,
-        )
-        sys.exit(EXIT_PARTIAL)
-    if summary.failed:
-        sys.exit(EXIT_PARTIAL)
+    _disconnect("strava", athlete_id)
 
 
 # -- roster and weekly e-mail (docs/email.md) ----------------------------------------------
@@ -794,7 +738,7 @@ def send_weekly_cmd(
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(PLAN_FORMATS),
+    type=_Registered(plan_formats),
     default="text",
     show_default=True,
     help="What to write.",

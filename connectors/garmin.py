@@ -32,9 +32,9 @@ import secrets
 import time
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -50,14 +50,17 @@ from garminconnect import (
 )
 from garminconnect.client import token_file_path
 
+from planner.connector import Connected, ConnectPrompts, Disconnected, FitDownload, ListedPage
 from planner.errors import (
     ArchiveError,
     AuthError,
     ConfigError,
     RateLimitedError,
     ServiceError,
+    ServiceUnavailableError,
     StridewiseError,
 )
+from planner.records import Activity, Source
 from planner.store.config import data_dir
 
 API_ENV = "STRIDEWISE_GARMIN_API"
@@ -129,7 +132,7 @@ logging.getLogger("garminconnect").addHandler(logging.NullHandler())
 T = TypeVar("T")
 
 
-class GarminUnavailableError(ServiceError):
+class GarminUnavailableError(ServiceUnavailableError):
     """Garmin Connect kept failing (5xx or dropped connections) after every retry."""
 
 
@@ -423,6 +426,22 @@ def parse_activity(entry: Any) -> ActivitySummary | str:
     )
 
 
+def listed_activity(listed: ActivitySummary) -> Activity:
+    """A list entry as our metadata-only record (no samples until the FIT file is fetched)."""
+    return Activity(
+        source=Source.GARMIN,
+        source_ref=str(listed.activity_id),
+        sport=listed.sport,
+        sub_sport=None,
+        start_utc=listed.start_utc,
+        elapsed_s=listed.elapsed_s or 0.0,
+        moving_s=listed.moving_s,
+        distance_m=listed.distance_m,
+        name=listed.name,
+        extra={"garmin_activity_id": listed.activity_id, "garmin_type": listed.type_key},
+    )
+
+
 # -- the original download ----------------------------------------------------------------------
 
 _FIT_MAGIC = b".FIT"
@@ -570,6 +589,31 @@ class GarminConnect:
         if not isinstance(data, bytes):
             raise ServiceError(f"Garmin Connect sent no file for activity {activity_id}")
         return data
+
+    # -- the sync session (planner.connector.SyncSession) -----------------------------------
+
+    def list_since(self, start: datetime) -> Iterator[ListedPage]:
+        """Activities from the day before ``start``'s UTC date on, in one listing.
+
+        Garmin filters on the activity's *local* start date, which is at most a day from its
+        UTC date (time zones span UTC-12 to UTC+14): starting a day early misses nothing.
+        """
+        listing = self.list_activities(start.astimezone(UTC).date() - timedelta(days=1))
+        yield ListedPage(
+            tuple(listed_activity(a) for a in listing.activities), listing.unreadable, last=True
+        )
+
+    def fetch(self, activity: Activity) -> FitDownload:
+        """The run's original FIT file, as the device wrote it (full running dynamics)."""
+        activity_id = int(activity.source_ref)
+        data = extract_fit(self.download_original(activity_id), activity_id)
+        return FitDownload(data, f"garmin activity {activity_id}")
+
+    def report(self) -> dict[str, object]:
+        return {}
+
+    def notes(self) -> tuple[str, ...]:
+        return ()
 
     # -- workouts and the training calendar (planner/services/garmin_push.py) ------------------
 
@@ -823,3 +867,64 @@ def logout() -> list[Path]:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+# -- the connector (registered under ``stridewise.connectors`` as "garmin") ------------------
+
+
+class GarminService:
+    """Garmin Connect as a :class:`planner.connector.Connector`.
+
+    One account per installation (its tokens live in the data directory), whatever athlete a
+    sync files the activities under; each run comes as the device's original FIT file.
+    """
+
+    name = "garmin"
+    label = "Garmin Connect"
+    source = Source.GARMIN
+    trainable = True
+    per_athlete = False
+    ref_key = "activity_id"
+
+    def connect(self, athlete_id: str, prompts: ConnectPrompts) -> Connected:
+        who = logged_in_as()
+        if who is not None:
+            return Connected(
+                f"already logged in to Garmin Connect as {who} (tokens in {token_file()});"
+                " run 'stridewise garmin logout' first to switch accounts"
+            )
+        email = os.environ.get(EMAIL_ENV) or prompts.ask("Garmin e-mail", False)
+        password = os.environ.get(PASSWORD_ENV) or prompts.ask("Garmin password", True)
+        ask_code = None
+        if prompts.interactive:
+
+            def ask_code() -> str:
+                return prompts.ask("Garmin verification code", False).strip()
+
+        result = login(email, password, prompt_mfa=ask_code)
+        if result.status == "needs_mfa":
+            return Connected(
+                "Garmin sent a verification code (by e-mail or SMS). Finish the login with:\n"
+                "  stridewise garmin login --mfa-code CODE",
+                done=False,
+            )
+        return Connected(login_message(result), notes=result.notes)
+
+    def disconnect(self, athlete_id: str) -> Disconnected:
+        removed = logout()
+        if removed:
+            return Disconnected(
+                True, "logged out of Garmin Connect: deleted " + ", ".join(map(str, removed))
+            )
+        return Disconnected(False, f"not logged in to Garmin Connect (no tokens in {token_file()})")
+
+    def open(self, athlete_id: str) -> GarminConnect:
+        return GarminConnect()
+
+
+def login_message(result: LoginResult) -> str:
+    """What a finished login says: who, and where the tokens are."""
+    return (
+        f"logged in to Garmin Connect as {result.display_name or 'your account'}; tokens saved"
+        f" in {result.token_path} (readable by you only). The password is not stored."
+    )

@@ -59,12 +59,14 @@ from connectors.strava_hosts import (
     hosts_from_env,
 )
 from connectors.tokens import Tokens, TokenStore, open_token_store
+from planner.connector import Connected, ConnectPrompts, Disconnected, ListedPage
 from planner.errors import (
     AuthError,
     ConfigError,
     NotFoundError,
     RateLimitedError,
     ServiceError,
+    ServiceUnavailableError,
     StridewiseError,
 )
 from planner.records import DEFAULT_ATHLETE, Activity, ImportedActivity, Source
@@ -156,12 +158,20 @@ class PushSubscription:
     callback_url: str
 
 
+#: Strava's maximum page size for the activity list (Strava API reference): fewest requests.
+PER_PAGE = 200
+
+#: Strava's ``after`` is exclusive; listing from one second earlier re-lists the activity at
+#: the sync's cursor, which is recognised by its id and costs nothing more.
+_OVERLAP = timedelta(seconds=1)
+
+
 def _status_of(exc: StridewiseError) -> str:
     found = re.search(r"HTTP \d{3}", str(exc))
     return found.group(0) if found else "refused"
 
 
-class StravaUnavailableError(ServiceError):
+class StravaUnavailableError(ServiceUnavailableError):
     """Strava (or the network to it) failed in a way that retrying with backoff did not fix."""
 
 
@@ -497,8 +507,10 @@ class StravaConnector:
         retries: int = RETRIES,
         backoff_s: float = BACKOFF_S,
         reserve: int = RATE_RESERVE,
+        per_page: int = PER_PAGE,
     ):
         self.athlete_key = athlete_key
+        self.per_page = per_page
         self.tokens_store = token_store if token_store is not None else open_token_store()
         self._credentials = credentials
         self.hosts = hosts if hosts is not None else hosts_from_env(os.environ)
@@ -765,6 +777,39 @@ class StravaConnector:
         except ValueError:
             raise ServiceError("listing Strava activities: unexpected answer") from None
         return [summary_to_activity(s) for s in summaries]
+
+    # -- the sync session (planner.connector.SyncSession) -----------------------------------
+
+    def list_since(self, start: datetime) -> Iterator[ListedPage]:
+        """Every activity that started at ``start`` or later, a page of ``per_page`` at a time.
+
+        Strava's ``after`` is exclusive, so the listing starts one second earlier: an activity
+        starting exactly at ``start`` (the sync's cursor) is listed again and recognised.
+        """
+        self.tokens()  # not connected: AuthError before any request
+        after = start - _OVERLAP
+        page = 1
+        while True:
+            batch = self.list_activities(after, page, self.per_page)
+            last = len(batch) < self.per_page
+            yield ListedPage(tuple(sorted(batch, key=lambda a: a.start_utc)), last=last)
+            if last:
+                return
+            page += 1
+
+    def fetch(self, activity: Activity) -> tuple[ImportedActivity]:
+        return (self.fetch_run(activity),)
+
+    def report(self) -> dict[str, object]:
+        return {"requests": self.requests_sent, "api_fallback": self.fell_back_from}
+
+    def notes(self) -> tuple[str, ...]:
+        if self.fell_back_from is None:
+            return ()
+        return (
+            f"note: Strava's new API address ({self.fell_back_from}) did not answer;"
+            " the old one was used",
+        )
 
     def fetch_run(self, activity: Activity) -> ImportedActivity:
         """The activity with its streams converted to the canonical frame."""
@@ -1075,3 +1120,54 @@ def finish_connect(
     if redirect.state is None:
         raise AuthError("the redirect does not belong to this connect attempt (no state)")
     return connector.exchange_code(_check_redirect(redirect, expected_state), redirect.scope)
+
+
+# -- the connector (registered under ``stridewise.connectors`` as "strava") ------------------
+
+
+class StravaService:
+    """Strava as a :class:`planner.connector.Connector`: one account per athlete.
+
+    Strava's API agreement forbids training models on its data, so ``trainable`` is False;
+    its streams have no running dynamics, so a FIT or Garmin copy of a run always wins.
+    """
+
+    name = "strava"
+    label = "Strava"
+    source = Source.STRAVA
+    trainable = False
+    per_athlete = True
+    ref_key = "strava_id"
+
+    def connect(self, athlete_id: str, prompts: ConnectPrompts) -> Connected:
+        result = connect_account(
+            StravaConnector(athlete_id),
+            no_browser=prompts.no_browser or not prompts.interactive,
+            show=prompts.show,
+            read_pasted=lambda: prompts.ask("code or redirect address", False),
+        )
+        who = result.strava_athlete_name or (
+            f"athlete {result.strava_athlete_id}" if result.strava_athlete_id else "your account"
+        )
+        return Connected(f"connected to Strava as {who}; tokens stored in the {result.storage}")
+
+    def disconnect(self, athlete_id: str) -> Disconnected:
+        connector = StravaConnector(athlete_id)
+        try:
+            connector.tokens()
+        except AuthError:
+            return Disconnected(False, "Strava is not connected; nothing to do")
+        warning = connector.disconnect()
+        if warning:
+            return Disconnected(
+                True,
+                "stored tokens deleted; Strava's authorisation may still be active",
+                f"warning: Strava did not confirm: {warning}; revoke access yourself at"
+                " https://www.strava.com/settings/apps",
+            )
+        return Disconnected(True, "Strava revoked stridewise's access; stored tokens deleted")
+
+    def open(self, athlete_id: str) -> StravaConnector:
+        connector = StravaConnector(athlete_id)
+        connector.tokens()  # not connected: AuthError saying how, before any request
+        return connector

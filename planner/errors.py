@@ -54,6 +54,14 @@ class ServiceError(StridewiseError):
     """A remote service failed in a way retrying did not fix."""
 
 
+class ServiceUnavailableError(ServiceError):
+    """A service (or the network to it) kept failing after every retry: it may come back.
+
+    Connectors raise this for outages, so a sync holds its cursor before the activity and the
+    next run tries it again; any other error about one activity is permanent.
+    """
+
+
 class FitImportError(StridewiseError):
     """One FIT file could not be read; the batch goes on without it."""
 

@@ -27,6 +27,14 @@ class Source(StrEnum):
     TCX = "tcx"  # a TCX file (idem)
 
 
+#: Sources whose terms forbid training models on their data (Strava's API agreement,
+#: domain.md §1): analysed for their owner, never trained on.
+UNTRAINABLE_SOURCES = frozenset({Source.STRAVA})
+
+#: Key in ``Activity.extra`` marking one activity as never to be trained on: the sync sets it
+#: for a connector declaring ``trainable = False`` whose source tag is otherwise trainable.
+UNTRAINABLE_KEY = "untrainable"
+
 #: FIT ``sport`` values we analyse. Trail, treadmill, track and virtual runs are sub-sports of
 #: ``running`` in the FIT profile, so they are included.
 RUNNING_SPORTS = frozenset({"running"})
@@ -91,6 +99,11 @@ class Activity:
     @property
     def is_running(self) -> bool:
         return self.sport in RUNNING_SPORTS
+
+    @property
+    def trainable(self) -> bool:
+        """Whether a model may be trained on this activity (see :data:`UNTRAINABLE_SOURCES`)."""
+        return self.source not in UNTRAINABLE_SOURCES and not self.extra.get(UNTRAINABLE_KEY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,8 +184,6 @@ AREAS: tuple[str, ...] = (Area.PUSH, Area.SWING, Area.POSTURE_HIP, Area.STRENGTH
 #: Work that trains no one area (warm-up, mobility): a plan focus, never a limiter.
 GENERAL: Final = Area.GENERAL
 
-#: The renderings of a weekly plan (``stridewise plan --format``, docs/plans.md).
-PLAN_FORMATS: tuple[str, ...] = ("html", "text", "md", "ics", "fit", "json")
 
 #: How every page, e-mail and chart names an area.
 AREA_LABELS: Final[dict[str, str]] = {

@@ -101,3 +101,37 @@ def strava(tmp_path: Path, token_file: Path, monkeypatch: pytest.MonkeyPatch) ->
     with StravaServer(tmp_path) as server:
         point_stridewise_at(server, token_file, monkeypatch.setenv)
         yield server
+
+
+#: Installs a plugin distribution for one test: ``install_plugin({group: {name: target}})``.
+InstallPlugin = Callable[[dict[str, dict[str, str]]], Path]
+
+
+@pytest.fixture
+def install_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[InstallPlugin]:
+    """Install a plugin the way pip would, for this test only: a distribution's metadata
+    (``entry_points.txt``) on ``sys.path``, found by :func:`importlib.metadata.entry_points`.
+    Modules in the returned folder import; the tiny example plugin is copied there."""
+    from planner.services.registry import forget_registrations
+
+    root = tmp_path / "site"
+    root.mkdir()
+    shutil.copy(Path(__file__).parent / "example_plugin" / "stridewise_example.py", root)
+
+    def install(entry_points: dict[str, dict[str, str]]) -> Path:
+        info = root / "sw_test_plugin-1.0.dist-info"
+        info.mkdir(exist_ok=True)
+        (info / "METADATA").write_text(
+            "Metadata-Version: 2.1\nName: sw-test-plugin\nVersion: 1.0\n", encoding="utf-8"
+        )
+        sections = [
+            "\n".join([f"[{group}]", *(f"{k} = {v}" for k, v in targets.items())])
+            for group, targets in entry_points.items()
+        ]
+        (info / "entry_points.txt").write_text("\n\n".join(sections) + "\n", encoding="utf-8")
+        monkeypatch.syspath_prepend(str(root))
+        forget_registrations()
+        return root
+
+    yield install
+    forget_registrations()  # before monkeypatch takes the folder off sys.path again

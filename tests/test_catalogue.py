@@ -24,6 +24,7 @@ from drills.catalogue import (
     load_catalogue_file,
 )
 from planner.errors import CatalogueError, NotFoundError
+from tests.conftest import InstallPlugin
 
 # First authors of the references in docs (domain.md section 5); nothing else may be cited.
 KNOWN_AUTHORS = {
@@ -260,30 +261,18 @@ def test_plugins_can_be_left_out(catalogue: Catalogue) -> None:
     assert len(load_catalogue(include_plugins=False)) == len(catalogue)
 
 
-def _install_plugin(root: Path, target: str) -> None:
-    """A real distribution on sys.path, with a stridewise.catalogues entry point."""
-    info = root / "sw_test_plugin-1.0.dist-info"
-    info.mkdir()
-    write(info, "METADATA", "Metadata-Version: 2.1\nName: sw-test-plugin\nVersion: 1.0\n")
-    write(info, "entry_points.txt", f"[stridewise.catalogues]\ntest = {target}\n")
-
-
 def test_entry_point_plugin_adds_its_catalogue(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, catalogue: Catalogue
+    tmp_path: Path, install_plugin: InstallPlugin, catalogue: Catalogue
 ) -> None:
     data = write(tmp_path, "plugin.toml", VALID)
-    write(tmp_path, "sw_test_plugin.py", f"def path():\n    return {str(data)!r}\n")
-    _install_plugin(tmp_path, "sw_test_plugin:path")
-    monkeypatch.syspath_prepend(str(tmp_path))
+    site = install_plugin({"stridewise.catalogues": {"test": "sw_test_plugin:path"}})
+    write(site, "sw_test_plugin.py", f"def path():\n    return {str(data)!r}\n")
     assert "test-drill" in load_catalogue()
     assert "test-drill" not in load_catalogue(include_plugins=False)
 
 
-def test_broken_entry_point_is_a_catalogue_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _install_plugin(tmp_path, "sw_missing_module:path")
-    monkeypatch.syspath_prepend(str(tmp_path))
+def test_broken_entry_point_is_a_catalogue_error(install_plugin: InstallPlugin) -> None:
+    install_plugin({"stridewise.catalogues": {"test": "sw_missing_module:path"}})
     with pytest.raises(CatalogueError, match=r"entry point 'test'.*cannot be loaded"):
         load_catalogue()
 

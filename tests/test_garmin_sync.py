@@ -5,7 +5,7 @@ replaying recorded payloads, real SQLite; runs come as zipped original FIT files
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ import pytest
 from connectors.garmin import API_ENV, SSO_ENV, TOKENS_ENV, GarminConnect, token_file
 from planner.records import Source
 from planner.schema import RUNNING_DYNAMICS
-from planner.services.garmin_sync import GarminSyncSummary, cursor_key, sync_garmin
+from planner.services.sync import SyncSummary, read_cursor, sync_account
 from planner.store.database import Store
 from tests.conftest import FIT_DIR, CliResult
 from tests.garmin_server import (
@@ -75,14 +75,23 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[GarminServer]:
         yield srv
 
 
-def _sync(**kwargs: Any) -> tuple[GarminSyncSummary, list[float]]:
+def _sync(**kwargs: Any) -> tuple[SyncSummary, list[float]]:
     """Run the library sync with a recording sleep (no real waiting)."""
     sleeps: list[float] = []
     with Store() as store:
-        summary = sync_garmin(
-            store, "me", client=GarminConnect(sleep=sleeps.append), since=date(2016, 1, 1), **kwargs
+        summary = sync_account(
+            store,
+            "garmin",
+            "me",
+            session=GarminConnect(sleep=sleeps.append),
+            since=date(2016, 1, 1),
+            **kwargs,
         )
     return summary, sleeps
+
+
+def _start_of(activity_id: int) -> datetime:
+    return datetime.fromisoformat(RUNS[activity_id][1]).replace(tzinfo=UTC)
 
 
 def _garmin_refs() -> list[str]:
@@ -119,7 +128,7 @@ def test_sync_pages_the_list_and_imports_runs_with_running_dynamics(
         others = [a for a in store.list_activities("me") if not a.activity.is_running]
         assert {a.activity.sport for a in others} == {"hiking", "stand_up_paddleboarding"}
         assert all(a.stream_format is None and a.activity.n_samples == 0 for a in others)
-        assert store.get_state(cursor_key("me")) == {"date": "2017-06-11", "activity_id": 9003}
+        assert read_cursor(store, "garmin", "me") == _start_of(9003)
 
     # The next sync lists from the cursor, recognises what it has, and downloads nothing.
     again = run_cli("sync", "garmin", "--json")
@@ -145,7 +154,7 @@ def test_429_stops_with_one_clear_message_naming_the_export(
 ) -> None:
     server.fail(LIST_PATH, 429)
     result = run_cli("sync", "garmin", "--since", SINCE, "--json")
-    assert result.code == 1
+    assert result.code == 3  # stopped early, nothing lost: run it again later
     assert result.json()["rate_limited"] is True
     assert result.json()["imported"] == 0
     lines = result.err.strip().splitlines()
@@ -172,11 +181,11 @@ def test_429_on_a_download_keeps_what_was_done_and_resumes(server: GarminServer)
     assert server.count(DOWNLOAD_PATH + "9001") == 1  # known: not fetched again
 
 
-def _resume() -> tuple[GarminSyncSummary, list[float]]:
+def _resume() -> tuple[SyncSummary, list[float]]:
     """A sync that continues from the stored cursor (no ``since``)."""
     sleeps: list[float] = []
     with Store() as store:
-        summary = sync_garmin(store, "me", client=GarminConnect(sleep=sleeps.append))
+        summary = sync_account(store, "garmin", "me", session=GarminConnect(sleep=sleeps.append))
     return summary, sleeps
 
 
@@ -216,7 +225,7 @@ def test_dropped_connection_mid_sync_then_resume_without_duplicates(
     assert len(first.imported) == 2
     assert sleeps == [1.0, 2.0, 4.0]
     with Store() as store:
-        assert store.get_state(cursor_key("me"))["date"] == "2016-08-22"
+        assert read_cursor(store, "garmin", "me") == _start_of(9001)
 
     second = run_cli("sync", "garmin", "--json")
     assert second.code == 0, second.err
@@ -226,11 +235,11 @@ def test_dropped_connection_mid_sync_then_resume_without_duplicates(
     assert server.count(DOWNLOAD_PATH + "9001") == 1
     assert server.count(DOWNLOAD_PATH + "9003") == 1
     with Store() as store:
-        assert store.get_state(cursor_key("me"))["date"] == "2017-06-11"
+        assert read_cursor(store, "garmin", "me") == _start_of(9003)
 
 
 def test_ctrl_c_mid_sync_keeps_what_was_done(server: GarminServer) -> None:
-    def interrupt_after_first(done: int, total: int, label: str) -> None:
+    def interrupt_after_first(done: int, total: int | None, activity: object) -> None:
         if done == 1:
             raise KeyboardInterrupt
 
@@ -257,7 +266,7 @@ def test_one_bad_activity_is_reported_and_the_sync_goes_on(
     assert result.json()["imported"] == 1
     assert server.count(DOWNLOAD_PATH + "9002") == 1  # a 4xx is not retried
     with Store() as store:  # permanent failures do not hold the cursor
-        assert store.get_state(cursor_key("me"))["date"] == "2017-06-11"
+        assert read_cursor(store, "garmin", "me") == _start_of(9003)
 
 
 def test_run_already_imported_from_a_fit_file_is_not_duplicated(

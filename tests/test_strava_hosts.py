@@ -29,7 +29,7 @@ from connectors.strava_hosts import (
     hosts_from_env,
 )
 from planner.errors import ConfigError
-from planner.services.strava_sync import sync_strava
+from planner.services.sync import sync_account
 from planner.store.database import Store
 from tests.conftest import CliResult
 from tests.strava_server import (
@@ -235,7 +235,7 @@ def test_a_sync_reports_the_fallback(
         "me", hosts=loopback_hosts(strava, new=silent), now=datetime(2027, 3, 1, tzinfo=UTC)
     )
     with Store(tmp_path / "db.sqlite") as store:
-        summary = sync_strava(store, since=DAY0 - timedelta(days=1), connector=connector)
+        summary = sync_account(store, "strava", since=DAY0 - timedelta(days=1), session=connector)
     assert summary.as_json()["api_fallback"] == silent
     assert len(summary.imported) == 1
     assert summary.error is None

@@ -18,7 +18,7 @@ import pytest
 
 from connectors.strava import StravaConnector
 from planner.records import Activity, Source
-from planner.services.strava_sync import cursor_key, sync_strava
+from planner.services.sync import read_cursor, sync_account
 from planner.store.database import Store
 from tests.conftest import FIT_DIR, CliResult
 from tests.strava_server import (
@@ -197,8 +197,8 @@ def test_sync_is_incremental(
     add_runs(strava, 2)
     assert run_cli("sync", "strava").code == 0
     with Store(home / "stridewise.db") as store:
-        cursor = store.get_state(cursor_key("me"))
-    assert cursor == int((DAY0 + timedelta(days=1)).timestamp())
+        cursor = read_cursor(store, "strava", "me")
+    assert cursor == DAY0 + timedelta(days=1)
     streams_before = strava.count(STREAMS_PREFIX)
     strava.add(run_summary(777, DAY0 + timedelta(days=5)), run_streams(60))
     second = run_cli("sync", "strava", "--json")
@@ -208,7 +208,7 @@ def test_sync_is_incremental(
     assert summary["fetched"] == 2
     assert summary["duplicates"] == 1
     assert summary["imported"] == 1
-    assert strava.requests_to(LIST_PATH)[-1].query["after"] == str(cursor - 1)
+    assert strava.requests_to(LIST_PATH)[-1].query["after"] == str(int(cursor.timestamp()) - 1)
     assert strava.count(STREAMS_PREFIX) == streams_before + 1
     assert set(strava_refs(home).values()) == {1}
 
@@ -311,7 +311,7 @@ def test_500_is_retried_then_the_sync_succeeds(
     strava.inject(STREAMS_PREFIX, 500, skip=1, times=2)
     sleeps = Sleeps()
     with Store(home / "stridewise.db") as store:
-        summary = sync_strava(store, connector=StravaConnector("me", sleep=sleeps))
+        summary = sync_account(store, "strava", session=StravaConnector("me", sleep=sleeps))
     assert summary.error is None
     assert len(summary.imported) == 3
     assert sleeps == [1.0, 2.0]
@@ -327,18 +327,22 @@ def test_dropped_connection_mid_sync_then_resume_loses_and_duplicates_nothing(
     strava.inject(STREAMS_PREFIX, "drop", skip=3, times=1000)
     sleeps = Sleeps()
     with Store(home / "stridewise.db") as store:
-        first = sync_strava(
-            store, connector=StravaConnector("me", sleep=sleeps, retries=2), per_page=3
-        )
-        assert first.error is not None
-        assert "connection failed" in first.error
+        session = StravaConnector("me", sleep=sleeps, retries=2, per_page=3)
+        first = sync_account(store, "strava", session=session)
+        assert first.error is None
+        # Three outages in a row (each retried twice) stop the sync; the cursor holds
+        # before the first of them.
+        assert first.message is not None
+        assert first.message.startswith("stopped after 3 activities in a row failed")
+        assert "connection failed" in first.message
+        assert [ref for ref, _ in first.failed] == ["103", "104", "105"]
         assert len(first.imported) == 3
-        assert sleeps == [1.0, 2.0]
-        cursor = store.get_state(cursor_key("me"))
-    assert cursor == int((DAY0 + timedelta(days=2)).timestamp())
+        assert sleeps == [1.0, 2.0] * 3
+        cursor = read_cursor(store, "strava", "me")
+    assert cursor == DAY0 + timedelta(days=2)
     strava.faults.clear()  # the network is back
     with Store(home / "stridewise.db") as store:
-        second = sync_strava(store, connector=StravaConnector("me"), per_page=3)
+        second = sync_account(store, "strava", session=StravaConnector("me", per_page=3))
         assert second.error is None
         assert len(second.imported) == 4
         assert second.duplicates == 1  # the overlap at the cursor, recognised by its id
@@ -355,22 +359,41 @@ def test_ctrl_c_mid_sync_then_resume_loses_and_duplicates_nothing(
     add_runs(strava, 5)
     seen: list[str] = []
 
-    def interrupt_after_two(activity: Activity) -> None:
+    def interrupt_after_two(done: int, total: int | None, activity: Activity) -> None:
         seen.append(activity.source_ref)
         if len(seen) == 2:
             raise KeyboardInterrupt  # what Ctrl-C raises, between two activities
 
     with Store(home / "stridewise.db") as store:
-        with pytest.raises(KeyboardInterrupt):
-            sync_strava(store, progress=interrupt_after_two)
-        assert store.get_state(cursor_key("me")) == int((DAY0 + timedelta(days=1)).timestamp())
+        first = sync_account(store, "strava", progress=interrupt_after_two)
+        assert first.interrupted
+        assert read_cursor(store, "strava", "me") == DAY0 + timedelta(days=1)
     with Store(home / "stridewise.db") as store:
-        summary = sync_strava(store)
+        summary = sync_account(store, "strava")
     assert len(summary.imported) == 3
     assert strava_refs(home) == Counter({str(i): 1 for i in range(100, 105)})
 
 
-def test_a_failing_activity_is_retried_next_run(
+def test_an_outage_on_one_activity_holds_the_cursor_and_the_next_run_retries_it(
+    strava: StravaServer, token_file: Path, run_cli: Run, home: Path
+) -> None:
+    connect(strava, token_file)
+    add_runs(strava, 4)
+    # Every attempt at run 101's streams fails (5 = the first try and four retries).
+    strava.inject(f"{STREAMS_PREFIX}101/", 503, times=5)
+    with Store(home / "stridewise.db") as store:
+        first = sync_account(store, "strava", session=StravaConnector("me", sleep=Sleeps()))
+        assert [ref for ref, _ in first.failed] == ["101"]
+        assert len(first.imported) == 3  # the later runs are stored anyway
+        assert read_cursor(store, "strava", "me") == DAY0  # held before the failure
+    second = run_cli("sync", "strava", "--json")
+    assert second.code == 0, second.err
+    assert second.json()["imported"] == 1
+    assert second.json()["duplicates"] == 3
+    assert strava_refs(home) == Counter({str(i): 1 for i in range(100, 104)})
+
+
+def test_a_permanent_failure_is_reported_and_the_cursor_moves_on(
     strava: StravaServer, token_file: Path, run_cli: Run, home: Path
 ) -> None:
     connect(strava, token_file)
@@ -380,13 +403,18 @@ def test_a_failing_activity_is_retried_next_run(
     assert first.code == 3
     summary = first.json()
     assert [f["strava_id"] for f in summary["failed"]] == ["101"]
+    assert [f["ref"] for f in summary["failed"]] == ["101"]
     assert summary["imported"] == 3  # the later runs are stored anyway
     with Store(home / "stridewise.db") as store:
-        assert store.get_state(cursor_key("me")) == int(DAY0.timestamp())  # held at the failure
+        # Retrying a 4xx would only fail again, every sync: the cursor moves past it.
+        assert read_cursor(store, "strava", "me") == DAY0 + timedelta(days=3)
     second = run_cli("sync", "strava", "--json")
     assert second.code == 0
-    assert second.json()["imported"] == 1
-    assert second.json()["duplicates"] == 3
+    assert second.json()["imported"] == 0
+    # --since lists it again: the id is unknown, so it is fetched once more.
+    third = run_cli("sync", "strava", "--since", f"{DAY0:%Y-%m-%d}", "--json")
+    assert third.code == 0, third.err
+    assert (third.json()["imported"], third.json()["duplicates"]) == (1, 3)
     assert strava_refs(home) == Counter({str(i): 1 for i in range(100, 104)})
 
 

@@ -438,14 +438,11 @@ def set_coach_labels(
 
 
 def training_runs(store: Store, athlete_id: str) -> list[RunFeatures]:
-    """An athlete's runs that may be used for training: never Strava-sourced ones."""
+    """An athlete's runs that may be used for training: never Strava-sourced ones, nor any
+    from a connector whose terms forbid training (``Activity.trainable``)."""
     from planner.model import check_no_strava
 
-    activities = [
-        s
-        for s in select_runs(store, athlete_id)
-        if s.activity.source != Source.STRAVA  # Strava API terms: no model training
-    ]
+    activities = [s for s in select_runs(store, athlete_id) if s.activity.trainable]
     runs = load_run_features(store, activities)
     check_no_strava(runs)
     return runs

@@ -199,11 +199,11 @@ def _athlete_event(
 
 def _activity_event(store: Store, athlete_id: str, make: ConnectorFactory) -> tuple[str, str]:
     from planner.services.dashboard import clear_error, record_error
-    from planner.services.strava_sync import sync_strava
+    from planner.services.sync import sync_account
 
-    summary = sync_strava(store, athlete_id, connector=make(athlete_id))
+    summary = sync_account(store, "strava", athlete_id, session=make(athlete_id))
     if summary.error or summary.rate_limited:
-        problem = summary.error or summary.stop_reason or "stopped"
+        problem = summary.error or summary.message or "stopped"
         record_error(store, athlete_id, "sync", f"Strava sync: {problem}")
         return "failed", problem
     clear_error(store, athlete_id, "sync")

@@ -7,7 +7,6 @@ format to files or to text for ``stridewise plan``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from pathlib import Path
@@ -17,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from planner.errors import ConfigError
 from planner.plan import IsoWeek, Plan
 from planner.planbuild import build_plan, check_preferences, key_metrics
-from planner.records import DEFAULT_ATHLETE, PLAN_FORMATS, Analysis, Athlete, Preferences
+from planner.records import DEFAULT_ATHLETE, Analysis, Athlete, Preferences
 from planner.store.planstore import load_history, preview_plan, save_plan
 from planner.training import summarize_training
 
@@ -117,12 +116,6 @@ class PlanOutput:
     files: tuple[Path, ...]
 
 
-def _chart(analysis: Analysis) -> bytes | None:
-    from planner.delivery.charts import limiter_chart_png
-
-    return limiter_chart_png(analysis)
-
-
 def trend_chart(plan: Plan) -> bytes | None:
     """The plan's small progress chart (None before there is anything to show)."""
     from planner.delivery.progresscharts import trend_png
@@ -142,64 +135,35 @@ def plan_files(
     fmt: str,
     out_dir: Path | None,
 ) -> PlanOutput:
-    """Build the week and render it as ``fmt``, into ``out_dir`` or as text.
+    """Build the week and render it with the ``fmt`` renderer, into ``out_dir`` or as text.
 
     Defaults: the default athlete, and the week after this one in their timezone.
 
-    Without ``out_dir`` the rendering is returned as text (HTML with the chart as a data: URI);
-    with it, files named after the week are written (HTML beside its chart PNG). ``fit`` needs
-    ``out_dir``: one workout file per session.
+    Without ``out_dir`` the main document is returned as text (HTML with its charts as data:
+    URIs); with it, every file of the rendering is written there. A format of several files
+    (``fit``: one workout per session) needs ``out_dir``.
     """
-    from planner.delivery import render
-    from planner.delivery.workouts import plan_workouts
+    from planner.renderer import PlanDocument
+    from planner.services.registry import load_renderer
 
-    if fmt not in PLAN_FORMATS:
-        raise ConfigError(f"unknown plan format {fmt!r}: use {', '.join(PLAN_FORMATS)}")
+    renderer = load_renderer(fmt)
+    if renderer.needs_folder and out_dir is None:
+        raise ConfigError(
+            f"the {fmt} format writes one file per session: it needs an output folder"
+        )
     athlete = store.get_athlete(athlete_id or DEFAULT_ATHLETE)
     plan, analysis = build_week(store, athlete.id, week or next_week(athlete))
-    written: list[Path] = []
-
-    def write(name: str, data: str | bytes) -> None:
-        assert out_dir is not None
-        path = out_dir / name
-        if isinstance(data, str):
-            path.write_text(data, encoding="utf-8")
-        else:
-            path.write_bytes(data)
-        written.append(path)
-
-    if fmt == "fit":
-        if out_dir is None:
-            raise ConfigError(
-                "the fit format writes one file per session: it needs an output folder"
-            )
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for name, data in plan_workouts(plan).items():
-            write(name, data)
-        return PlanOutput(plan, None, tuple(written))
-    chart: bytes | None = None
-    trend: bytes | None = None
-    payload: str | bytes
-    if fmt == "html":
-        chart, trend = _chart(analysis), trend_chart(plan)
-        mode: render.ImageMode = "data" if out_dir is None else "file"
-        payload = render.render_html(plan, analysis, athlete, chart, image=mode, trend_png=trend)
-    elif fmt == "text":
-        payload = render.render_text(plan, analysis, athlete)
-    elif fmt == "md":
-        payload = render.render_markdown(plan, analysis, athlete)
-    elif fmt == "ics":
-        payload = render.render_ics(plan, athlete)
-    else:
-        payload = json.dumps(plan.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    files = renderer.render(PlanDocument(plan, analysis, athlete, standalone=out_dir is None))
     if out_dir is None:
-        text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
-        return PlanOutput(plan, text, ())
+        data = files[0].data if files else ""
+        return PlanOutput(plan, data.decode("utf-8") if isinstance(data, bytes) else data, ())
     out_dir.mkdir(parents=True, exist_ok=True)
-    suffix = {"html": "html", "text": "txt", "md": "md", "ics": "ics", "json": "json"}[fmt]
-    write(f"plan-{plan.week}.{suffix}", payload)
-    if chart is not None:
-        write(render.chart_file_name(plan), chart)
-    if trend is not None:
-        write(render.trend_file_name(plan), trend)
+    written = []
+    for file in files:
+        path = out_dir / file.name
+        if isinstance(file.data, str):
+            path.write_text(file.data, encoding="utf-8")
+        else:
+            path.write_bytes(file.data)
+        written.append(path)
     return PlanOutput(plan, None, tuple(written))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 Migration = Callable[[sqlite3.Connection], None]
 MIGRATIONS: list[tuple[str, Migration]] = []
@@ -254,6 +254,39 @@ def m008_calendar_feeds_and_strava_events(db: sqlite3.Connection) -> None:
         );
         """,
     )
+
+
+@migration
+def m009_one_sync_cursor(db: sqlite3.Connection) -> None:
+    """The Strava and Garmin syncs became one service with one cursor shape (issue 16):
+    ``sync.<connector>.<athlete>`` = ``{"through": <ISO UTC instant>}``, every activity that
+    started up to that instant being stored or known. Old cursors are converted, so an
+    upgrade continues where the last sync stopped instead of listing a year again."""
+    import json
+
+    rows = db.execute(
+        "SELECT key, value FROM state WHERE key LIKE 'strava:%:after' OR key LIKE 'garmin.sync.%'"
+    ).fetchall()
+    for key, raw in rows:
+        value = json.loads(raw)
+        if key.startswith("strava:"):
+            # Epoch seconds of the newest activity done, as is.
+            athlete = key[len("strava:") : -len(":after")]
+            through = datetime.fromtimestamp(float(value), UTC)
+            new_key = f"sync.strava.{athlete}"
+        else:
+            # The local *date* of the newest activity done: activities later that day may not
+            # be, and a local date is up to a day from its UTC one. A day earlier is safe
+            # (activities listed again are recognised by their id).
+            athlete = key[len("garmin.sync.") :]
+            day = datetime.fromisoformat(value["date"]).replace(tzinfo=UTC)
+            through = day - timedelta(days=1)
+            new_key = f"sync.garmin.{athlete}"
+        db.execute(
+            "INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)",
+            (new_key, json.dumps({"through": through.isoformat()}, sort_keys=True)),
+        )
+        db.execute("DELETE FROM state WHERE key = ?", (key,))
 
 
 def _script(db: sqlite3.Connection, sql: str) -> None:
