@@ -438,7 +438,15 @@ def test_ics_is_valid_and_has_one_event_per_session(
         assert event.decoded("DTSTAMP") == NOW
         assert str(event["UID"]) == render.event_uid(plan, session)
         assert session.title in str(event["SUMMARY"])
+        # Each event cites like the plan: numbers in the text, its own list at the end.
+        description = str(event["DESCRIPTION"])
+        body, _, sources = description.partition("\nSources:\n")
+        assert "(Weyand & Davis 2005)" not in body
+        numbers = [int(n) for n in re.findall(r"^\[(\d+)\]", sources, flags=re.M)]
+        assert numbers == list(range(1, len(numbers) + 1))
+        assert all(f"[{n}]" in body for n in numbers)
     assert len({str(e["UID"]) for e in events}) == len(events)
+    assert "Weyand & Davis 2005" in raw.decode("utf-8").replace("\r\n ", "")
 
 
 def test_rerendered_week_keeps_its_uids_and_raises_sequence() -> None:

@@ -187,16 +187,9 @@ def _context(
     trend_src: str | None = None,
 ) -> dict[str, Any]:
     cite = Citations()
-
-    def drill_source(drill: PlannedDrill) -> str:
-        if not drill.source:
-            return ""
-        words = PRACTITIONER_TEXT if drill.source == PRACTITIONER else drill.source
-        return f" [{cite.number(words)}]"
-
     return {
         "cite": cite,
-        "drill_source": drill_source,
+        "drill_source": lambda drill: _drill_source(cite, drill),
         "trend_src": trend_src,
         "shift_to": plan.shift_to,
         "plan": plan,
@@ -292,10 +285,26 @@ def event_uid(plan: Plan, session: PlanSession) -> str:
     return f"{hashlib.sha256(key).hexdigest()[:32]}@stridewise"
 
 
+def _drill_source(cite: Citations, drill: PlannedDrill) -> str:
+    """`` [n]``: the number of the drill's source in ``cite`` (none without a source)."""
+    if not drill.source:
+        return ""
+    words = PRACTITIONER_TEXT if drill.source == PRACTITIONER else drill.source
+    return f" [{cite.number(words)}]"
+
+
 def _event_description(session: PlanSession) -> str:
-    lines = [session.reason, ""]
+    """What a calendar shows for one session: why, the drills, then the sources of the why.
+
+    An event is read alone, so it carries its own numbered list, as the plan does at its
+    end; the drills' sources stay in the plan (a calendar entry is kept short)."""
+    cite = Citations()
+    lines = [cite(session.reason), ""]
     for drill in session.drills:
         lines.append(f"- {drill.name}: {drill.dose.text(times='x')} ({drill.minutes} min)")
+    if cite.items:
+        lines += ["", "Sources:"]
+        lines += [f"[{n}] {entry}" for n, entry in enumerate(cite.entries(), start=1)]
     return "\n".join(lines)
 
 
