@@ -801,8 +801,9 @@ def analyze(
         _print_json(doc)
         return
     data = analysis.data
+    n_runs = 0 if data is None else data.runs
     click.echo(
-        f"{analysis.athlete_id}: {data['runs']} run{'' if data['runs'] == 1 else 's'} analysed,"
+        f"{analysis.athlete_id}: {n_runs} run{'' if n_runs == 1 else 's'} analysed,"
         f" {analysis.runs_used} with steady running (model {analysis.model_version})"
     )
     if no_area_stands_out(analysis):
@@ -823,7 +824,7 @@ def analyze(
             click.echo(f"   - {line}")
     if analysis.weaker_side:
         click.echo(f"Weaker side (longer ground contact): {analysis.weaker_side}")
-    for line in data["limits"]:
+    for line in () if data is None else data.limits:
         click.echo(f"note: {line}")
     for path in written:
         click.echo(f"wrote {path}")

@@ -16,6 +16,7 @@ vector (:data:`MODEL_FEATURES`) is built.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +31,7 @@ from planner.records import Activity
 from planner.schema import Col, StreamColumns
 
 FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
 
 #: Bump when any computation below changes: cached features of older versions are recomputed.
 FEATURE_VERSION = "1"
@@ -272,6 +274,326 @@ def _nanmedian(values: FloatArray) -> float:
     return float(np.median(finite)) if finite.size else math.nan
 
 
+#: Signals named in :attr:`RunFeatures.signals`, in that order.
+_LISTED_SIGNALS: tuple[str, ...] = (
+    "speed",
+    "cadence",
+    "gct",
+    "vo",
+    "balance",
+    "hr",
+    "power",
+    "form_power",
+    "lss",
+    "grade",
+)
+#: Signals summarised per window: the listed ones plus the watch's own vertical ratio and
+#: step length (derived from the others where missing).
+_WINDOW_SIGNALS: tuple[str, ...] = (*_LISTED_SIGNALS, "vr", "step_mm")
+
+
+@dataclass(frozen=True, slots=True)
+class _Signals:
+    """A run's per-second columns; None where the run does not hold one."""
+
+    speed: FloatArray | None
+    cadence: FloatArray | None
+    gct: FloatArray | None
+    vo: FloatArray | None
+    vr: FloatArray | None
+    step_mm: FloatArray | None
+    balance: FloatArray | None
+    hr: FloatArray | None
+    power: FloatArray | None
+    form_power: FloatArray | None
+    lss: FloatArray | None
+    grade: FloatArray | None
+    stryd_gct: bool  # contact time from a Stryd pod, on its own (shorter) scale
+    has_gps: bool
+
+    def present(self) -> tuple[str, ...]:
+        """The listed signals this run holds."""
+        return tuple(name for name in _LISTED_SIGNALS if getattr(self, name) is not None)
+
+    def per_second(self) -> dict[str, FloatArray]:
+        """The columns to summarise per window, by signal name."""
+        columns = ((name, getattr(self, name)) for name in _WINDOW_SIGNALS)
+        return {name: arr for name, arr in columns if arr is not None}
+
+
+def _read_signals(frame: pd.DataFrame) -> _Signals:
+    """Pick each signal's column; the watch's contact time wins over a Stryd pod's."""
+    gct_watch = _column(frame, Col.GCT_MS, positive=True)
+    gct_stryd = None if gct_watch is not None else _column(frame, Col.STRYD_GCT_MS, positive=True)
+    return _Signals(
+        speed=_column(frame, Col.SPEED_MPS),
+        cadence=_column(frame, Col.CADENCE_SPM, Col.STRYD_CADENCE_SPM, positive=True),
+        gct=gct_watch if gct_watch is not None else gct_stryd,
+        vo=_column(
+            frame, Col.VERTICAL_OSCILLATION_MM, Col.STRYD_VERTICAL_OSCILLATION_MM, positive=True
+        ),
+        vr=_column(frame, Col.VERTICAL_RATIO_PCT, positive=True),
+        step_mm=_column(frame, Col.STEP_LENGTH_MM, positive=True),
+        balance=_column(frame, Col.GCT_BALANCE_LEFT_PCT, positive=True),
+        hr=_column(frame, Col.HEART_RATE_BPM, positive=True),
+        power=_column(frame, Col.STRYD_POWER_W, Col.POWER_W, positive=True),
+        form_power=_column(frame, Col.FORM_POWER_W, positive=True),
+        lss=_column(frame, Col.LEG_SPRING_STIFFNESS_KN_M, positive=True),
+        grade=_column(frame, Col.GRADE_PCT),
+        stryd_gct=gct_watch is None and gct_stryd is not None,
+        has_gps=_column(frame, Col.LAT_DEG) is not None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Clock:
+    """Moving time per sample: pauses and standing still do not count."""
+
+    moving: BoolArray  # the sample is not standing still
+    contrib: FloatArray  # seconds the sample adds to moving time
+    paused: FloatArray  # 1.0 where the sample follows a pause or stands still
+    t_mov: FloatArray  # moving time at the sample, s
+
+    @property
+    def moving_s(self) -> float:
+        return float(self.t_mov[-1])
+
+    @property
+    def warmup_s(self) -> float:
+        """Moving time skipped as warm-up: at most half of a short run."""
+        return min(ref.WARMUP_S, 0.5 * self.moving_s)
+
+
+def _moving_clock(index: pd.Index, speed: FloatArray | None) -> _Clock:
+    ns = pd.DatetimeIndex(index).as_unit("ns").asi8
+    t = (ns - ns[0]).astype(np.float64) / 1e9
+    dt = np.diff(t, prepend=t[0])
+    gap = dt > PAUSE_GAP_S
+    # NaN speed (a dropout) counts as moving; without any speed, every sample does.
+    moving = np.ones(len(t), dtype=bool) if speed is None else ~(speed < STILL_MPS)
+    paused = gap | ~moving
+    contrib = np.where(paused, 0.0, dt)
+    return _Clock(moving, contrib, paused.astype(float), np.cumsum(contrib))
+
+
+@dataclass(frozen=True, slots=True)
+class _Windows:
+    """One run cut into windows of moving time: medians and what qualifies each window."""
+
+    medians: pd.DataFrame  # one row per window, one column per signal
+    mid_s: FloatArray  # moving time at the window's middle, s
+    cover: FloatArray  # share of the minute covered by samples
+    paused: BoolArray  # the window holds a pause or standing still
+    speed_cv: FloatArray  # speed SD / mean within the window; inf without speed
+
+    def col(self, name: str) -> FloatArray:
+        """A signal's window medians (NaN when the run does not hold it)."""
+        if name in self.medians.columns:
+            return self.medians[name].to_numpy(dtype=np.float64)
+        return np.full(len(self.medians), np.nan)
+
+
+def _window_medians(clock: _Clock, signals: _Signals) -> _Windows:
+    # Windows are contiguous in the sample order because moving time never decreases.
+    win = np.floor(clock.t_mov / WINDOW_S).astype(np.int64)
+    table = pd.DataFrame({"contrib": clock.contrib, "paused": clock.paused, **signals.per_second()})
+    groups = table.groupby(win, sort=True)
+    medians = groups.median()
+    cover = groups["contrib"].sum().to_numpy() / WINDOW_S
+    paused = groups["paused"].max().to_numpy() > 0
+    cv = np.full(len(cover), np.inf)
+    if signals.speed is not None:
+        sd = groups["speed"].std(ddof=0).to_numpy()
+        mean = groups["speed"].mean().to_numpy()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cv = sd / mean
+    mid_s = (medians.index.to_numpy() + 0.5) * WINDOW_S
+    return _Windows(medians, mid_s, cover, paused, cv)
+
+
+@dataclass(frozen=True, slots=True)
+class _RunKind:
+    """What kind of run this is, and which of its windows count."""
+
+    treadmill: bool
+    trail: bool
+    intervals: bool
+    flat: BoolArray  # per window: on flat ground (or no slope known)
+    steady: BoolArray  # per window: steady running after the warm-up
+
+
+def _is_treadmill(activity: Activity, signals: _Signals) -> bool:
+    # Speed without GPS comes from the watch's own estimate, as on a treadmill.
+    sub_sport = (activity.sub_sport or "").lower()
+    return sub_sport in TREADMILL_SUB_SPORTS or (signals.speed is not None and not signals.has_gps)
+
+
+def _flat_windows(windows: _Windows, graded: bool) -> BoolArray:
+    """Windows on flat ground; all of them when the run has no usable grade."""
+    if not graded:
+        return np.ones(len(windows.medians), dtype=bool)
+    grade = windows.col("grade")
+    return (np.abs(grade) <= ref.FLAT_GRADE_PCT) & ~np.isnan(grade)
+
+
+def _is_intervals(activity: Activity, windows: _Windows, warmup_s: float) -> bool:
+    """Laps marked as work/rest, or window speeds that swing back and forth."""
+    intensities = {(lap.intensity or "").lower() for lap in activity.laps}
+    if intensities & INTERVAL_LAP_INTENSITIES:
+        return True
+    speed = windows.col("speed")
+    moving = (
+        (windows.cover >= MIN_COVERAGE)
+        & ~windows.paused
+        & (windows.mid_s >= warmup_s)
+        & (speed >= STILL_MPS)
+    )
+    return _alternating(speed[moving])
+
+
+def _is_trail(activity: Activity, graded: bool, running: BoolArray, flat: BoolArray) -> bool:
+    """Marked as trail, or fewer than :data:`TRAIL_FLAT_SHARE` of the running is flat."""
+    if (activity.sub_sport or "").lower() in TRAIL_SUB_SPORTS:
+        return True
+    return bool(graded and running.sum() >= 5 and float(flat[running].mean()) < TRAIL_FLAT_SHARE)
+
+
+def _classify(activity: Activity, signals: _Signals, clock: _Clock, windows: _Windows) -> _RunKind:
+    """Treadmill, trail or intervals, and which windows are flat and steady (docs/model.md)."""
+    treadmill = _is_treadmill(activity, signals)
+    # Treadmill runs count as flat (docs/model.md), whatever grade the file carries.
+    graded = signals.grade is not None and not treadmill
+    flat = _flat_windows(windows, graded)
+    # Without speed every window's speed is NaN, so no window counts as running.
+    running = (
+        (windows.col("speed") >= ref.RUN_MIN_SPEED_MPS)
+        & (windows.cover >= MIN_COVERAGE)
+        & ~windows.paused
+    )
+    after_warmup = windows.mid_s >= clock.warmup_s
+    return _RunKind(
+        treadmill=treadmill,
+        trail=_is_trail(activity, graded, running, flat),
+        intervals=_is_intervals(activity, windows, clock.warmup_s),
+        flat=flat,
+        steady=running & after_warmup & (windows.speed_cv <= ref.STEADY_SPEED_CV),
+    )
+
+
+def _window_measures(windows: _Windows, kind: _RunKind) -> dict[str, FloatArray]:
+    """The steady windows' values; step length and vertical ratio derived where not recorded."""
+    keep = np.flatnonzero(kind.steady)
+    speed = windows.col("speed")[keep]
+    cadence = windows.col("cadence")[keep]
+    vo = windows.col("vo")[keep]
+    power = windows.col("power")[keep]
+    measured_sl = windows.col("step_mm")[keep] / 1000.0
+    measured_vr = windows.col("vr")[keep]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        step_length = np.where(np.isnan(measured_sl), speed * 60.0 / cadence, measured_sl)
+        vr_derived = 100.0 * vo / (1000.0 * step_length)
+        form_power_ratio = windows.col("form_power")[keep] / power
+    return {
+        "t_s": windows.mid_s[keep],
+        "speed_mps": speed,
+        "grade_pct": windows.col("grade")[keep],
+        "flat": kind.flat[keep].astype(np.float64),
+        "cadence_spm": cadence,
+        "step_length_m": step_length,
+        "gct_ms": windows.col("gct")[keep],
+        "vo_mm": vo,
+        "vr_pct": np.where(np.isnan(measured_vr), vr_derived, measured_vr),
+        "balance_left_pct": windows.col("balance")[keep],
+        "hr_bpm": windows.col("hr")[keep],
+        "power_w": power,
+        "form_power_ratio": form_power_ratio,
+        "lss_kn_m": windows.col("lss")[keep],
+    }
+
+
+def _kvert_n_m_kg(wins: Mapping[str, FloatArray], stryd_gct: bool) -> FloatArray:
+    """Vertical stiffness per window, flat windows only (invalid on inclines, Meyer 2023)."""
+    # On the force-plate scale: watch GCT minus the watch offset (reference.py).
+    gct = wins["gct_ms"]
+    gct_phys = gct if stryd_gct else gct - ref.WATCH_GCT_OFFSET_MS
+    k_vert = ref.spring_mass(gct_phys, wins["cadence_spm"], wins["speed_mps"]).k_vert_n_m
+    return np.where(wins["flat"] > 0, k_vert, np.nan)
+
+
+def _lss_resid_pct(wins: Mapping[str, FloatArray], activity: Activity) -> FloatArray:
+    """Stryd's leg stiffness against the spring-mass estimate (needs height and weight)."""
+    if not (activity.height_m and activity.weight_kg):
+        return np.full(len(wins["t_s"]), np.nan)
+    kleg_ref = ref.k_leg_ref_kn_m(
+        wins["speed_mps"], activity.weight_kg, activity.height_m, activity.sex
+    )
+    return 100.0 * (wins["lss_kn_m"] - kleg_ref) / kleg_ref
+
+
+def _window_residuals(
+    wins: Mapping[str, FloatArray], activity: Activity, stryd_gct: bool
+) -> dict[str, FloatArray]:
+    """Each window's values against the population reference at the window's own speed."""
+    v, sex = wins["speed_mps"], activity.sex
+    k_vert = _kvert_n_m_kg(wins, stryd_gct)
+    k_ref = ref.k_vert_ref_n_m_kg(v, sex)
+    return {
+        "cadence_resid_spm": wins["cadence_spm"] - ref.cadence_ref_spm(v),
+        "step_length_resid_m": wins["step_length_m"] - ref.step_length_ref_m(v),
+        "gct_resid_ms": wins["gct_ms"] - ref.gct_ref_ms(v, sex, stryd=stryd_gct),
+        "vo_resid_mm": wins["vo_mm"] - ref.vo_ref_mm(v),
+        "vr_resid_pct": wins["vr_pct"] - ref.vr_ref_pct(v),
+        "kvert_n_m_kg": k_vert,
+        "kvert_resid_pct": 100.0 * (k_vert - k_ref) / k_ref,
+        "lss_resid_pct": _lss_resid_pct(wins, activity),
+    }
+
+
+def _scalars(
+    wins: dict[str, FloatArray],
+    activity: Activity,
+    signals: _Signals,
+    clock: _Clock,
+    kind: _RunKind,
+) -> dict[str, float]:
+    """Run-level medians and drifts (no drift for intervals: the pace changes on purpose)."""
+    flat = wins["flat"] > 0
+    scalars = _run_scalars(wins, flat, activity, signals.stryd_gct)
+    if kind.intervals:
+        scalars.update(dict.fromkeys(_DRIFT_SCALARS, math.nan))
+    else:
+        scalars.update(_drifts(wins, flat))
+    if signals.speed is None and signals.cadence is not None:
+        # Without speed no window is steady; the cadence of the run still says something.
+        scalars["cadence_spm"] = _nanmedian(signals.cadence[clock.moving])
+    return scalars
+
+
+def _run_notes(
+    signals: _Signals, clock: _Clock, kind: _RunKind, steady_windows: int
+) -> tuple[str, ...]:
+    """What limits this run's features, in plain words."""
+    notes: list[str] = []
+    if signals.speed is None:
+        notes.append("no speed: nothing can be compared at the same speed")
+    if clock.moving_s < 2.0 * ref.WARMUP_S:
+        notes.append(
+            f"short run: skipped only the first {clock.warmup_s / 60:.0f} min as warm-up"
+            " (values settle after 11–17 min)"
+        )
+    if signals.grade is None and not kind.treadmill and signals.speed is not None:
+        notes.append("no elevation data: the flat-ground filter could not be applied")
+    if kind.intervals:
+        notes.append("intervals or fartlek: drift and heart-rate decoupling not computed")
+    if kind.trail:
+        notes.append("trail or hilly run: only flat stretches count for balance and stiffness")
+    if kind.treadmill:
+        notes.append("treadmill: speed comes from the watch's own estimate")
+    if signals.speed is not None and not steady_windows:
+        notes.append("no steady running after the warm-up")
+    return tuple(notes)
+
+
 def run_features(stream: pd.DataFrame | StreamColumns, activity: Activity) -> RunFeatures:
     """Features of one run from its validated stream and metadata (pure).
 
@@ -286,8 +608,7 @@ def run_features(stream: pd.DataFrame | StreamColumns, activity: Activity) -> Ru
     RunFeatures; runs without speed or without running dynamics yield what they support, and
     ``notes`` says what was missing.
     """
-    frame = stream.to_frame() if isinstance(stream, StreamColumns) else stream
-    base: dict[str, Any] = {
+    identity: dict[str, Any] = {
         "source": activity.source.value,
         "start_utc": activity.start_utc,
         "sport": activity.sport,
@@ -295,216 +616,29 @@ def run_features(stream: pd.DataFrame | StreamColumns, activity: Activity) -> Ru
         "height_m": activity.height_m,
         "weight_kg": activity.weight_kg,
     }
+    frame = stream.to_frame() if isinstance(stream, StreamColumns) else stream
     if len(frame.index) < 2:
-        return RunFeatures(**base, notes=("no per-second data",))
-    notes: list[str] = []
-    ns = pd.DatetimeIndex(frame.index).as_unit("ns").asi8
-    t = (ns - ns[0]).astype(np.float64) / 1e9
-    dt = np.diff(t, prepend=t[0])
-    gap = dt > PAUSE_GAP_S
-    speed = _column(frame, Col.SPEED_MPS)
-    cadence = _column(frame, Col.CADENCE_SPM, Col.STRYD_CADENCE_SPM, positive=True)
-    gct_watch = _column(frame, Col.GCT_MS, positive=True)
-    gct_stryd = None if gct_watch is not None else _column(frame, Col.STRYD_GCT_MS, positive=True)
-    vo = _column(
-        frame, Col.VERTICAL_OSCILLATION_MM, Col.STRYD_VERTICAL_OSCILLATION_MM, positive=True
-    )
-    vr = _column(frame, Col.VERTICAL_RATIO_PCT, positive=True)
-    step_mm = _column(frame, Col.STEP_LENGTH_MM, positive=True)
-    balance = _column(frame, Col.GCT_BALANCE_LEFT_PCT, positive=True)
-    hr = _column(frame, Col.HEART_RATE_BPM, positive=True)
-    power = _column(frame, Col.STRYD_POWER_W, Col.POWER_W, positive=True)
-    form_power = _column(frame, Col.FORM_POWER_W, positive=True)
-    lss = _column(frame, Col.LEG_SPRING_STIFFNESS_KN_M, positive=True)
-    grade = _column(frame, Col.GRADE_PCT)
-    has_gps = _column(frame, Col.LAT_DEG) is not None
-
-    signals = [
-        name
-        for name, arr in (
-            ("speed", speed),
-            ("cadence", cadence),
-            ("gct", gct_watch if gct_watch is not None else gct_stryd),
-            ("vo", vo),
-            ("balance", balance),
-            ("hr", hr),
-            ("power", power),
-            ("form_power", form_power),
-            ("lss", lss),
-            ("grade", grade),
-        )
-        if arr is not None
-    ]
-    sub_sport = (activity.sub_sport or "").lower()
-    treadmill = sub_sport in TREADMILL_SUB_SPORTS or (speed is not None and not has_gps)
-    if speed is None:
-        notes.append("no speed: nothing can be compared at the same speed")
-        moving = np.ones(len(t), dtype=bool)
-    else:
-        moving = ~(speed < STILL_MPS)  # NaN speed (dropout) counts as moving
-    contrib = np.where(gap, 0.0, dt) * moving
-    t_mov = np.cumsum(contrib)
-    moving_s = float(t_mov[-1])
-    warmup = min(ref.WARMUP_S, 0.5 * moving_s)
-    if moving_s < 2.0 * ref.WARMUP_S:
-        notes.append(
-            f"short run: skipped only the first {warmup / 60:.0f} min as warm-up"
-            " (values settle after 11–17 min)"
-        )
-
-    # Per-window medians (windows of moving time; contiguous because t_mov never decreases).
-    win = np.floor(t_mov / WINDOW_S).astype(np.int64)
-    cols: dict[str, FloatArray] = {"contrib": contrib, "paused": (gap | ~moving).astype(float)}
-    for name, arr in (
-        ("speed", speed),
-        ("cadence", cadence),
-        ("gct", gct_watch if gct_watch is not None else gct_stryd),
-        ("vo", vo),
-        ("vr", vr),
-        ("step_mm", step_mm),
-        ("balance", balance),
-        ("hr", hr),
-        ("power", power),
-        ("form_power", form_power),
-        ("lss", lss),
-        ("grade", grade),
-    ):
-        if arr is not None:
-            cols[name] = arr
-    table = pd.DataFrame(cols)
-    groups = table.groupby(win, sort=True)
-    med = groups.median()
-    cover = groups["contrib"].sum().to_numpy() / WINDOW_S
-    paused = groups["paused"].max().to_numpy() > 0
-    cv = np.full(len(cover), np.inf)
-    if speed is not None:
-        sd = groups["speed"].std(ddof=0).to_numpy()
-        mean = groups["speed"].mean().to_numpy()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            cv = sd / mean
-    w_index = med.index.to_numpy()
-    w_mid = (w_index + 0.5) * WINDOW_S
-
-    def wcol(name: str) -> FloatArray:
-        if name in med.columns:
-            return med[name].to_numpy(dtype=np.float64)
-        return np.full(len(med), np.nan)
-
-    w_speed = wcol("speed")
-    w_grade = wcol("grade")
-    running = (w_speed >= ref.RUN_MIN_SPEED_MPS) & (cover >= MIN_COVERAGE) & ~paused
-    if speed is None:
-        running = np.zeros(len(med), dtype=bool)
-    if grade is None or treadmill:
-        flat_w = np.ones(len(med), dtype=bool)
-        if grade is None and not treadmill and speed is not None:
-            notes.append("no elevation data: the flat-ground filter could not be applied")
-    else:
-        flat_w = np.abs(w_grade) <= ref.FLAT_GRADE_PCT
-        flat_w &= ~np.isnan(w_grade)
-
-    intervals = bool(
-        {(lap.intensity or "").lower() for lap in activity.laps} & INTERVAL_LAP_INTENSITIES
-    )
-    moving_w = (cover >= MIN_COVERAGE) & ~paused & (w_mid >= warmup) & (w_speed >= STILL_MPS)
-    intervals = intervals or _alternating(w_speed[moving_w])
-    trail = sub_sport in TRAIL_SUB_SPORTS or bool(
-        grade is not None
-        and not treadmill
-        and running.sum() >= 5
-        and float(flat_w[running].mean()) < TRAIL_FLAT_SHARE
-    )
-    steady = running & (w_mid >= warmup) & (cv <= ref.STEADY_SPEED_CV)
-    if intervals:
-        notes.append("intervals or fartlek: drift and heart-rate decoupling not computed")
-    if trail:
-        notes.append("trail or hilly run: only flat stretches count for balance and stiffness")
-    if treadmill:
-        notes.append("treadmill: speed comes from the watch's own estimate")
-
-    keep = np.flatnonzero(steady)
-    v = w_speed[keep]
-    wins: dict[str, FloatArray] = {
-        "t_s": w_mid[keep],
-        "speed_mps": v,
-        "grade_pct": w_grade[keep],
-        "flat": flat_w[keep].astype(np.float64),
-    }
-    cad_w = wcol("cadence")[keep]
-    gct_w = wcol("gct")[keep]
-    vo_w = wcol("vo")[keep]
-    wins["cadence_spm"] = cad_w
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sl_derived = v * 60.0 / cad_w
-    measured_sl = wcol("step_mm")[keep] / 1000.0
-    wins["step_length_m"] = np.where(np.isnan(measured_sl), sl_derived, measured_sl)
-    wins["gct_ms"] = gct_w
-    wins["vo_mm"] = vo_w
-    vr_w = wcol("vr")[keep]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        vr_derived = 100.0 * vo_w / (1000.0 * wins["step_length_m"])
-    wins["vr_pct"] = np.where(np.isnan(vr_w), vr_derived, vr_w)
-    wins["balance_left_pct"] = wcol("balance")[keep]
-    wins["hr_bpm"] = wcol("hr")[keep]
-    wins["power_w"] = wcol("power")[keep]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        wins["form_power_ratio"] = wcol("form_power")[keep] / wins["power_w"]
-    wins["lss_kn_m"] = wcol("lss")[keep]
-
-    sex = activity.sex
-    stryd_gct = gct_watch is None and gct_stryd is not None
-    wins["cadence_resid_spm"] = cad_w - ref.cadence_ref_spm(v)
-    wins["step_length_resid_m"] = wins["step_length_m"] - ref.step_length_ref_m(v)
-    wins["gct_resid_ms"] = gct_w - ref.gct_ref_ms(v, sex, stryd=stryd_gct)
-    wins["vo_resid_mm"] = vo_w - ref.vo_ref_mm(v)
-    wins["vr_resid_pct"] = wins["vr_pct"] - ref.vr_ref_pct(v)
-    # Stiffness on the force-plate scale: watch GCT minus the watch offset (reference.py).
-    gct_phys = gct_w if stryd_gct else gct_w - ref.WATCH_GCT_OFFSET_MS
-    k_vert = ref.spring_mass(gct_phys, cad_w, v).k_vert_n_m
-    k_vert = np.where(wins["flat"] > 0, k_vert, np.nan)  # invalid on inclines (Meyer 2023)
-    wins["kvert_n_m_kg"] = k_vert
-    k_ref = ref.k_vert_ref_n_m_kg(v, sex)
-    wins["kvert_resid_pct"] = 100.0 * (k_vert - k_ref) / k_ref
-    if activity.height_m and activity.weight_kg:
-        kleg_ref = ref.k_leg_ref_kn_m(v, activity.weight_kg, activity.height_m, sex)
-        wins["lss_resid_pct"] = 100.0 * (wins["lss_kn_m"] - kleg_ref) / kleg_ref
-    else:
-        wins["lss_resid_pct"] = np.full(len(keep), np.nan)
-
-    flat_mask = wins["flat"] > 0
-    scalars = _run_scalars(wins, flat_mask, activity, stryd_gct)
-    if not intervals:
-        scalars.update(_drifts(wins, flat_mask))
-    else:
-        scalars.update(
-            dict.fromkeys(
-                (
-                    "cadence_drift_spm",
-                    "gct_drift_ms",
-                    "vo_drift_mm",
-                    "balance_drift_pts",
-                    "hr_decoupling_pct",
-                ),
-                math.nan,
-            )
-        )
-    if speed is not None and not len(keep):
-        notes.append("no steady running after the warm-up")
-    if speed is None and cadence is not None:
-        scalars["cadence_spm"] = _nanmedian(cadence[moving])
+        return RunFeatures(**identity, notes=("no per-second data",))
+    signals = _read_signals(frame)
+    clock = _moving_clock(frame.index, signals.speed)
+    windows = _window_medians(clock, signals)
+    kind = _classify(activity, signals, clock, windows)
+    wins = _window_measures(windows, kind)
+    wins.update(_window_residuals(wins, activity, signals.stryd_gct))
+    steady_windows = len(wins["t_s"])
     return RunFeatures(
-        **base,
-        treadmill=treadmill,
-        trail=trail,
-        intervals=intervals,
-        moving_s=moving_s,
-        steady_s=float(len(keep) * WINDOW_S),
-        flat_s=float(flat_mask.sum() * WINDOW_S),
-        warmup_skipped_s=warmup,
-        signals=tuple(signals),
-        scalars=scalars,
+        **identity,
+        treadmill=kind.treadmill,
+        trail=kind.trail,
+        intervals=kind.intervals,
+        moving_s=clock.moving_s,
+        steady_s=float(steady_windows * WINDOW_S),
+        flat_s=float((wins["flat"] > 0).sum() * WINDOW_S),
+        warmup_skipped_s=clock.warmup_s,
+        signals=signals.present(),
+        scalars=_scalars(wins, activity, signals, clock, kind),
         windows=wins,
-        notes=tuple(notes),
+        notes=_run_notes(signals, clock, kind, steady_windows),
     )
 
 
@@ -547,7 +681,7 @@ _FLAT_MEDIANS: tuple[str, ...] = (
 
 
 def _run_scalars(
-    wins: dict[str, FloatArray], flat: npt.NDArray[np.bool_], activity: Activity, stryd_gct: bool
+    wins: dict[str, FloatArray], flat: BoolArray, activity: Activity, stryd_gct: bool
 ) -> dict[str, float]:
     """Medians over the flat steady windows (all steady windows for speed and heart rate)."""
     out = dict.fromkeys(RUN_SCALARS, math.nan)
@@ -572,7 +706,17 @@ def _run_scalars(
     return out
 
 
-def _thirds(t: FloatArray, mask: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.bool_], ...]:
+#: Run scalars that compare the late run with the early run.
+_DRIFT_SCALARS: tuple[str, ...] = (
+    "cadence_drift_spm",
+    "gct_drift_ms",
+    "vo_drift_mm",
+    "balance_drift_pts",
+    "hr_decoupling_pct",
+)
+
+
+def _thirds(t: FloatArray, mask: BoolArray) -> tuple[BoolArray, ...]:
     """Masks of the first and last third (by time) of the masked windows."""
     if mask.sum() < 3 * MIN_DRIFT_WINDOWS:
         return ()
@@ -587,23 +731,14 @@ def _thirds(t: FloatArray, mask: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.
     return early, late
 
 
-def _drifts(wins: dict[str, FloatArray], flat: npt.NDArray[np.bool_]) -> dict[str, float]:
+def _drifts(wins: dict[str, FloatArray], flat: BoolArray) -> dict[str, float]:
     """Late-run drift after speed correction, and heart-rate decoupling (steady runs only).
 
     Drift = median residual in the last third of the steady running after warm-up minus the
     first third (Clermont et al. 2019; residuals are already corrected for speed, Zandbergen
     et al. 2023). Balance drift is in points of % left (signed).
     """
-    out = dict.fromkeys(
-        (
-            "cadence_drift_spm",
-            "gct_drift_ms",
-            "vo_drift_mm",
-            "balance_drift_pts",
-            "hr_decoupling_pct",
-        ),
-        math.nan,
-    )
+    out = dict.fromkeys(_DRIFT_SCALARS, math.nan)
     t = wins["t_s"]
     for out_name, name, mask in (
         ("cadence_drift_spm", "cadence_resid_spm", flat),
@@ -710,14 +845,8 @@ def _fit(x: FloatArray, y: FloatArray, degree: int = 1) -> LineFit | None:
     return LineFit(tuple(float(c) for c in coef), float(xs.min()), float(xs.max()), int(m.sum()))
 
 
-def athlete_features(runs: Sequence[RunFeatures]) -> AthleteFeatures:
-    """Pool one athlete's runs into the model's feature row (pure).
-
-    Residuals are pooled over the flat steady windows of all runs (median); drifts are averaged
-    over the runs long and steady enough to show one, weighted by steady minutes; the athlete's
-    own slopes on speed come from the pooled windows (Zandbergen et al. 2023).
-    """
-    runs = list(runs)
+def _pool_flat_windows(runs: Sequence[RunFeatures]) -> dict[str, FloatArray]:
+    """The flat steady windows of all runs, one array per window field, plus "run" (index)."""
     pooled: dict[str, list[FloatArray]] = {name: [] for name in (*WINDOW_FIELDS, "run")}
     for i, run in enumerate(runs):
         if not run.n_windows:
@@ -726,91 +855,162 @@ def athlete_features(runs: Sequence[RunFeatures]) -> AthleteFeatures:
         for name in WINDOW_FIELDS:
             pooled[name].append(run.windows.get(name, np.full(run.n_windows, np.nan))[flat])
         pooled["run"].append(np.full(int(flat.sum()), float(i)))
-    pool = {
+    return {
         k: (np.concatenate(v) if v else np.empty(0, dtype=np.float64)) for k, v in pooled.items()
     }
-    values: dict[str, float] = dict.fromkeys(MODEL_FEATURES, math.nan)
-    for name in ("speed_mps", *_FLAT_MEDIANS, "hr_bpm"):
-        values[name] = _nanmedian(pool[name])
-    speed = pool["speed_mps"]
-    side_sign = 0.0
-    side = None
-    balance_mid = values["balance_left_pct"]
-    if not math.isnan(balance_mid):
-        # 50.0 exactly counts as left so that a worsening never flips the side.
-        side_sign = 1.0 if balance_mid >= ref.BALANCE_CENTRE_PCT else -1.0
-        side = "left" if side_sign > 0 else "right"
-        values["balance_dev_pts"] = abs(balance_mid - ref.BALANCE_CENTRE_PCT)
-        values["balance_speed_slope"] = _slope(
-            speed, (pool["balance_left_pct"] - ref.BALANCE_CENTRE_PCT) * side_sign
-        )
-    cad_slope = _slope(speed, pool["cadence_spm"])
-    values["cadence_slope_spm_per_mps"] = cad_slope
-    values["cadence_slope_resid"] = cad_slope - ref.CADENCE_SLOPE_SPM_PER_MPS
+
+
+def _side_sign(balance_left_pct: float) -> float:
+    """+1 when the left foot stays longer on the ground, −1 the right, 0 unknown."""
+    if math.isnan(balance_left_pct):
+        return 0.0
+    # 50.0 exactly counts as left so that a worsening never flips the side.
+    return 1.0 if balance_left_pct >= ref.BALANCE_CENTRE_PCT else -1.0
+
+
+def _balance_values(
+    pool: Mapping[str, FloatArray], balance_left_pct: float, side_sign: float
+) -> dict[str, float]:
+    """How far the balance is off centre, and how that changes with speed (toward the side)."""
+    if not side_sign:
+        return {}
+    off_centre = (pool["balance_left_pct"] - ref.BALANCE_CENTRE_PCT) * side_sign
+    return {
+        "balance_dev_pts": abs(balance_left_pct - ref.BALANCE_CENTRE_PCT),
+        "balance_speed_slope": _slope(pool["speed_mps"], off_centre),
+    }
+
+
+def _cadence_slope(pool: Mapping[str, FloatArray]) -> dict[str, float]:
+    """The athlete's own cadence gain with speed, and how it compares with the population's."""
+    slope = _slope(pool["speed_mps"], pool["cadence_spm"])
+    return {
+        "cadence_slope_spm_per_mps": slope,
+        "cadence_slope_resid": slope - ref.CADENCE_SLOPE_SPM_PER_MPS,
+    }
+
+
+def _drift_means(runs: Sequence[RunFeatures], side_sign: float) -> dict[str, float]:
+    """Drifts averaged over the runs, weighted by steady time; balance drift toward the side."""
     weights = [r.steady_s for r in runs]
-    for name in ("cadence_drift_spm", "gct_drift_ms", "vo_drift_mm", "hr_decoupling_pct"):
-        values[name] = _weighted_mean([r.scalar(name) for r in runs], weights)
+    out = {
+        name: _weighted_mean([r.scalar(name) for r in runs], weights)
+        for name in ("cadence_drift_spm", "gct_drift_ms", "vo_drift_mm", "hr_decoupling_pct")
+    }
     if side_sign:
-        values["balance_drift_pts"] = _weighted_mean(
+        out["balance_drift_pts"] = _weighted_mean(
             [r.scalar("balance_drift_pts") * side_sign for r in runs], weights
         )
-    body = next((r for r in reversed(runs) if r.height_m and r.weight_kg), None)
-    weight = (
-        body.weight_kg if body else next((r.weight_kg for r in reversed(runs) if r.weight_kg), None)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Body:
+    sex: str | None
+    height_m: float | None
+    weight_kg: float | None
+
+
+def _latest_body(runs: Sequence[RunFeatures]) -> _Body:
+    """The newest body data; height and weight from one run when a run holds both."""
+    newest_first = runs[::-1]
+    sex = next((r.sex for r in newest_first if r.sex), None)
+    both = next((r for r in newest_first if r.height_m and r.weight_kg), None)
+    if both is not None:
+        return _Body(sex, both.height_m, both.weight_kg)
+    return _Body(
+        sex,
+        next((r.height_m for r in newest_first if r.height_m), None),
+        next((r.weight_kg for r in newest_first if r.weight_kg), None),
     )
-    height = (
-        body.height_m if body else next((r.height_m for r in reversed(runs) if r.height_m), None)
-    )
-    sex = next((r.sex for r in reversed(runs) if r.sex), None)
-    if weight and not math.isnan(values["kvert_n_m_kg"]):
-        values["kvert_kn_m"] = values["kvert_n_m_kg"] * weight / 1000.0
-    values["steady_min"] = sum(r.steady_s for r in runs) / 60.0
-    values["flat_min"] = sum(r.flat_s for r in runs) / 60.0
-    fits: dict[str, LineFit] = {}
-    for name in ("cadence_spm", "gct_ms", "vo_mm", "vr_pct", "balance_left_pct"):
-        fitted = _fit(speed, pool[name])
-        if fitted is not None:
-            fits[name] = fitted
+
+
+def _speed_fits(pool: Mapping[str, FloatArray]) -> dict[str, LineFit]:
+    """The athlete's own fits on speed, for the metrics that have enough data."""
+    speed = pool["speed_mps"]
+    fits = {
+        name: _fit(speed, pool[name])
+        for name in ("cadence_spm", "gct_ms", "vo_mm", "vr_pct", "balance_left_pct")
+    }
     # Step length vs speed: quadratic per runner (Bailey et al. 2017).
-    sl_fit = _fit(speed, pool["step_length_m"], degree=2)
-    if sl_fit is not None:
-        fits["step_length_m"] = sl_fit
-    runs_with = {
+    fits["step_length_m"] = _fit(speed, pool["step_length_m"], degree=2)
+    return {name: fitted for name, fitted in fits.items() if fitted is not None}
+
+
+def _speed_range(speed: FloatArray) -> tuple[float, float] | None:
+    """The 5th–95th percentile of window speeds (m/s), None without speed."""
+    finite = speed[~np.isnan(speed)]
+    if not finite.size:
+        return None
+    return float(np.percentile(finite, 5)), float(np.percentile(finite, 95))
+
+
+def _runs_with(runs: Sequence[RunFeatures]) -> dict[str, int]:
+    """How many runs hold each signal, and how many have steady running."""
+    counts = {
         sig: sum(1 for r in runs if sig in r.signals)
         for sig in ("speed", "cadence", "gct", "vo", "balance", "hr", "power", "form_power", "lss")
     }
-    runs_with["steady"] = sum(1 for r in runs if r.n_windows)
-    run_flags = {
+    counts["steady"] = sum(1 for r in runs if r.n_windows)
+    return counts
+
+
+def _has_drift(run: RunFeatures) -> bool:
+    return not math.isnan(run.scalar("gct_drift_ms")) or not math.isnan(
+        run.scalar("cadence_drift_spm")
+    )
+
+
+def _run_flags(runs: Sequence[RunFeatures]) -> dict[str, int]:
+    return {
         "treadmill": sum(r.treadmill for r in runs),
         "trail": sum(r.trail for r in runs),
         "intervals": sum(r.intervals for r in runs),
-        "with_drift": sum(
-            1
-            for r in runs
-            if not math.isnan(r.scalar("gct_drift_ms"))
-            or not math.isnan(r.scalar("cadence_drift_spm"))
-        ),
+        "with_drift": sum(1 for r in runs if _has_drift(r)),
     }
-    sources: dict[str, int] = {}
-    for r in runs:
-        sources[r.source] = sources.get(r.source, 0) + 1
-    finite_speed = speed[~np.isnan(speed)]
-    speed_range = (
-        (float(np.percentile(finite_speed, 5)), float(np.percentile(finite_speed, 95)))
-        if finite_speed.size
-        else None
-    )
+
+
+def _values(
+    runs: Sequence[RunFeatures], pool: Mapping[str, FloatArray], body: _Body
+) -> dict[str, float]:
+    """The model's features and the display values, NaN where unknown."""
+    values: dict[str, float] = dict.fromkeys(MODEL_FEATURES, math.nan)
+    for name in ("speed_mps", *_FLAT_MEDIANS, "hr_bpm"):
+        values[name] = _nanmedian(pool[name])
+    side_sign = _side_sign(values["balance_left_pct"])
+    values.update(_balance_values(pool, values["balance_left_pct"], side_sign))
+    values.update(_cadence_slope(pool))
+    values.update(_drift_means(runs, side_sign))
+    if body.weight_kg and not math.isnan(values["kvert_n_m_kg"]):
+        values["kvert_kn_m"] = values["kvert_n_m_kg"] * body.weight_kg / 1000.0
+    values["steady_min"] = sum(r.steady_s for r in runs) / 60.0
+    values["flat_min"] = sum(r.flat_s for r in runs) / 60.0
+    return values
+
+
+def athlete_features(runs: Sequence[RunFeatures]) -> AthleteFeatures:
+    """Pool one athlete's runs into the model's feature row (pure).
+
+    Residuals are pooled over the flat steady windows of all runs (median); drifts are averaged
+    over the runs long and steady enough to show one, weighted by steady minutes; the athlete's
+    own slopes on speed come from the pooled windows (Zandbergen et al. 2023).
+    """
+    runs = list(runs)
+    pool = _pool_flat_windows(runs)
+    body = _latest_body(runs)
+    values = _values(runs, pool, body)
+    side = {1.0: "left", -1.0: "right"}.get(_side_sign(values["balance_left_pct"]))
     return AthleteFeatures(
         values=values,
         runs=len(runs),
-        runs_with=runs_with,
+        runs_with=_runs_with(runs),
         pooled=pool,
-        fits=fits,
+        fits=_speed_fits(pool),
         side=side,
-        sex=sex,
-        height_m=height,
-        weight_kg=weight,
-        speed_range_mps=speed_range,
-        run_flags=run_flags,
-        sources=sources,
+        sex=body.sex,
+        height_m=body.height_m,
+        weight_kg=body.weight_kg,
+        speed_range_mps=_speed_range(pool["speed_mps"]),
+        run_flags=_run_flags(runs),
+        sources=dict(Counter(r.source for r in runs)),
     )

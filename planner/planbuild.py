@@ -500,28 +500,36 @@ def eligible(drill: Drill, ctx: _Context) -> bool:
     return cap is not None and _LOAD_RANK[drill.load.value] <= cap
 
 
-def _area_queue(area: str, ctx: _Context) -> list[Drill]:
-    """Drills for ``area`` in the order the allocator should take them."""
-    pool = [d for d in ctx.catalogue.for_area(area) if eligible(d, ctx)]
-    by_id = {d.id: d for d in pool}
+def _carried_over(
+    area: str, ctx: _Context, by_id: dict[str, Drill]
+) -> tuple[list[Drill], set[str]]:
+    """Last week's drills for ``area`` that go on this week, and the ids they replace."""
     first: list[Drill] = []
     replaced: set[str] = set()
     previous = ctx.previous
-    if previous is not None:
-        earlier = list(dict.fromkeys(d.id for d in previous.drills if d.target == area))
-        same_block = previous.block == ctx.period.block
-        for drill_id in earlier:
-            if drill_id not in ctx.catalogue:
-                continue
-            capped = ctx.steps.get(drill_id, 0) >= MAX_STEP
-            if same_block and drill_id in by_id:
-                first.append(by_id[drill_id])  # keep progressing within a block
-            elif not same_block and capped:
-                nxt = ctx.catalogue.by_id(drill_id).progression
-                if nxt in by_id:
-                    # Climbed the whole ladder: the catalogue progression takes its place.
-                    first.append(by_id[nxt])
-                    replaced.add(drill_id)
+    if previous is None:
+        return first, replaced
+    earlier = list(dict.fromkeys(d.id for d in previous.drills if d.target == area))
+    same_block = previous.block == ctx.period.block
+    for drill_id in earlier:
+        if drill_id not in ctx.catalogue:
+            continue
+        capped = ctx.steps.get(drill_id, 0) >= MAX_STEP
+        if same_block and drill_id in by_id:
+            first.append(by_id[drill_id])  # keep progressing within a block
+        elif not same_block and capped:
+            nxt = ctx.catalogue.by_id(drill_id).progression
+            if nxt in by_id:
+                # Climbed the whole ladder: the catalogue progression takes its place.
+                first.append(by_id[nxt])
+                replaced.add(drill_id)
+    return first, replaced
+
+
+def _area_queue(area: str, ctx: _Context) -> list[Drill]:
+    """Drills for ``area`` in the order the allocator should take them."""
+    pool = [d for d in ctx.catalogue.for_area(area) if eligible(d, ctx)]
+    first, replaced = _carried_over(area, ctx, {d.id: d for d in pool})
     seen = {d.id for d in first} | replaced
     load_high_first = ctx.period.phase == LOADED
     groups: dict[str, list[Drill]] = {}
@@ -1062,16 +1070,8 @@ def _fmt(value: float) -> str:
     return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
 
 
-def _notes(
-    ctx: _Context,
-    emphasis: dict[str, AreaEmphasis],
-    trends: list[MetricTrend],
-    training: TrainingSummary,
-    slots: list[_Slot],
-    target: dict[str, float],
-    progress: Progress | None = None,
-    shift: tuple[str, str] | None = None,
-) -> list[str]:
+def _coverage_notes(ctx: _Context, emphasis: dict[str, AreaEmphasis]) -> list[str]:
+    """Which areas cannot be judged, or that none stands out."""
     notes: list[str] = []
     for area in AREAS:
         em = emphasis.get(area)
@@ -1094,6 +1094,17 @@ def _notes(
             " this is a balanced maintenance week with the same weight for every area your"
             " data can judge."
         )
+    return notes
+
+
+def _progress_notes(
+    emphasis: dict[str, AreaEmphasis],
+    trends: list[MetricTrend],
+    progress: Progress | None,
+    shift: tuple[str, str] | None,
+) -> list[str]:
+    """What has improved, and where its time moves this week."""
+    notes: list[str] = []
     if shift is not None:
         moved_from, shift_to = shift
         notes.append(
@@ -1117,6 +1128,22 @@ def _notes(
                 f"{AREA_LABELS[trend.area]} is improving: your {metric_words(trend.metric)} went"
                 f" from {_fmt(first.value)} in {first.week} to {_fmt(last.value)} now."
             )
+    return notes
+
+
+def _notes(
+    ctx: _Context,
+    emphasis: dict[str, AreaEmphasis],
+    trends: list[MetricTrend],
+    training: TrainingSummary,
+    slots: list[_Slot],
+    target: dict[str, float],
+    progress: Progress | None = None,
+    shift: tuple[str, str] | None = None,
+) -> list[str]:
+    """The week's notes to the runner, in the order the plan shows them."""
+    notes = _coverage_notes(ctx, emphasis)
+    notes += _progress_notes(emphasis, trends, progress, shift)
     if ctx.weaker_side:
         notes.append(
             f"Single-leg work gets one extra set on your {ctx.weaker_side} side, the weaker one"

@@ -223,6 +223,133 @@ class LimiterEstimate:
 
 
 @dataclass(frozen=True, slots=True)
+class DecisionRules:
+    """The evidence rules an analysis was decided by (:mod:`planner.evidence`)."""
+
+    base_rate: float
+    stand_out_probability: float
+    evidence_floor: float
+    extreme_z: float
+    in_line_z: float
+    run_cap: float  # the highest probability this many runs may give
+    support_checked: bool  # the model carried its training cohort's range
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "base_rate": self.base_rate,
+            "stand_out_probability": self.stand_out_probability,
+            "evidence_floor": self.evidence_floor,
+            "extreme_z": self.extreme_z,
+            "in_line_z": self.in_line_z,
+            "run_cap": self.run_cap,
+            "support_checked": self.support_checked,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisWindow:
+    """Which runs an analysis looked at: as asked (``--since``/``--last``) and as found."""
+
+    since: datetime | None = None
+    last: int | None = None
+    default_days: int | None = None  # set when neither --since nor --last was given
+    first_run_utc: datetime | None = None
+    last_run_utc: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "since": _iso(self.since),
+            "last": self.last,
+            "default_days": self.default_days,
+            "first_run_utc": _iso(self.first_run_utc),
+            "last_run_utc": _iso(self.last_run_utc),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """The model an analysis used."""
+
+    version: str
+    trained_on: str | None = None  # e.g. "2000 simulated athletes"
+    path: str | None = None  # the model file, None for one built in memory
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "trained_on": self.trained_on, "path": self.path}
+
+
+@dataclass(frozen=True, slots=True)
+class DataSummary:
+    """What data an analysis had, and how that limits what it can say.
+
+    Counts are of runs; minutes are of steady (and flat steady) running; values are rounded as
+    shown. :meth:`to_json` is the ``data`` object of ``analyze --json``.
+    """
+
+    runs: int
+    runs_with_steady_running: int
+    runs_with: dict[str, int]  # signal → runs holding it
+    running_dynamics: bool
+    balance: bool
+    stryd: bool
+    height_weight: bool
+    height_m: float | None
+    weight_kg: float | None
+    sex: str | None
+    sources: dict[str, int]  # source → runs
+    treadmill_runs: int
+    trail_runs: int
+    interval_runs: int
+    runs_with_drift: int
+    steady_minutes: float | None
+    flat_minutes: float | None
+    typical_speed_mps: float | None
+    speed_range_mps: tuple[float, float] | None  # 5th–95th percentile of window speeds
+    features: dict[str, float | None]  # the model's inputs, None when unknown
+    hr_decoupling_pct: float | None
+    limits: tuple[str, ...]  # runner-facing sentences: what cannot be judged, and why
+    notes: tuple[str, ...]  # the runs' own notes (short run, treadmill, ...)
+    decision: DecisionRules
+    window: AnalysisWindow | None
+    model: ModelInfo
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "runs": self.runs,
+            "runs_with_steady_running": self.runs_with_steady_running,
+            "runs_with": dict(self.runs_with),
+            "running_dynamics": self.running_dynamics,
+            "balance": self.balance,
+            "stryd": self.stryd,
+            "height_weight": self.height_weight,
+            "height_m": self.height_m,
+            "weight_kg": self.weight_kg,
+            "sex": self.sex,
+            "sources": dict(self.sources),
+            "treadmill_runs": self.treadmill_runs,
+            "trail_runs": self.trail_runs,
+            "interval_runs": self.interval_runs,
+            "runs_with_drift": self.runs_with_drift,
+            "steady_minutes": self.steady_minutes,
+            "flat_minutes": self.flat_minutes,
+            "typical_speed_mps": self.typical_speed_mps,
+            "speed_range_mps": None if self.speed_range_mps is None else list(self.speed_range_mps),
+            "features": dict(self.features),
+            "hr_decoupling_pct": self.hr_decoupling_pct,
+            "limits": list(self.limits),
+            "notes": list(self.notes),
+            "decision": self.decision.to_json(),
+            # An analysis made without a run selection (a test, a preview) has an empty window.
+            "window": {} if self.window is None else self.window.to_json(),
+            "model": self.model.to_json(),
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+@dataclass(frozen=True, slots=True)
 class Analysis:
     """The answer of ``stridewise analyze`` for one athlete at one time."""
 
@@ -230,7 +357,7 @@ class Analysis:
     generated_utc: datetime
     limiters: tuple[LimiterEstimate, ...]
     runs_used: int
-    data: dict[str, Any] = field(default_factory=dict)  # what was available, and its limits
+    data: DataSummary | None = None  # what was available, and its limits (None: not recorded)
     weaker_side: str | None = None  # "left" | "right" from GCT balance, when judged
     model_version: str | None = None
 

@@ -86,8 +86,12 @@ def _zone(tz: str) -> ZoneInfo:
         raise ConfigError(f"unknown timezone {tz!r}") from None
 
 
+def _duration_s(activity: Activity) -> float:
+    return activity.moving_s or activity.elapsed_s
+
+
 def _speed_mps(activity: Activity) -> float | None:
-    duration = activity.moving_s or activity.elapsed_s
+    duration = _duration_s(activity)
     if not activity.distance_m or not duration:
         return None
     return activity.distance_m / duration
@@ -111,6 +115,77 @@ def _usual_days(days: list[str], n_weeks: int) -> tuple[str, ...]:
     need = max(2, USUAL_DAY_SHARE * n_weeks)
     usual = [day for day, n in counts.items() if n >= need]
     return tuple(sorted(usual, key=lambda d: (-counts[d], WEEKDAYS.index(d))))
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """The weeks looked at, and the runs in them (oldest first)."""
+
+    end_utc: datetime
+    runs: tuple[Activity, ...]
+    n_weeks: int  # weeks the averages are taken over
+    zone: ZoneInfo
+    notes: tuple[str, ...]
+
+    def weekday(self, activity: Activity) -> str:
+        return WEEKDAYS[activity.start_utc.astimezone(self.zone).weekday()]
+
+    def weekdays(self, activities: Iterable[Activity]) -> list[str]:
+        return [self.weekday(a) for a in activities]
+
+
+def _window(runs: list[Activity], end_utc: datetime, weeks: int, zone: ZoneInfo) -> _Window:
+    """The ``weeks`` before ``end_utc``, or before the last run when the data stops earlier."""
+    latest = runs[-1].start_utc
+    notes: tuple[str, ...] = ()
+    window_end = end_utc
+    if latest < end_utc - timedelta(weeks=weeks):
+        window_end = latest + timedelta(seconds=1)
+        notes = (
+            f"Your last stored run was on {latest.astimezone(zone):%Y-%m-%d}; "
+            "this summary describes the weeks before it.",
+        )
+    window_start = window_end - timedelta(weeks=weeks)
+    recent = tuple(a for a in runs if a.start_utc >= window_start)
+    # A young data set is averaged over the weeks it covers, not the whole window.
+    covered = math.ceil((window_end - recent[0].start_utc) / timedelta(weeks=1))
+    return _Window(window_end, recent, max(1, min(weeks, covered)), zone, notes)
+
+
+def _long_runs(window: _Window) -> list[Activity]:
+    """Each week's longest run, when it is long for this athlete."""
+    median_s = statistics.median(_duration_s(a) for a in window.runs)
+    by_week: dict[tuple[int, int], list[Activity]] = {}
+    for a in window.runs:
+        iso = a.start_utc.astimezone(window.zone).isocalendar()
+        by_week.setdefault((iso.year, iso.week), []).append(a)
+    longest = (max(week_runs, key=_duration_s) for week_runs in by_week.values())
+    return [
+        a
+        for a in longest
+        if _duration_s(a) >= LONG_RUN_MIN_S and _duration_s(a) >= LONG_RUN_MEDIAN_RATIO * median_s
+    ]
+
+
+def _is_tempo(activity: Activity, median_speed: float | None) -> bool:
+    speed = _speed_mps(activity)
+    if speed is None or median_speed is None:
+        return False
+    return speed >= TEMPO_SPEED_RATIO * median_speed
+
+
+def _quality_runs(window: _Window, long_runs: list[Activity]) -> list[Activity]:
+    """Tempo and interval runs of at least :data:`QUALITY_MIN_S`, long runs aside."""
+    speeds = [s for s in (_speed_mps(a) for a in window.runs) if s is not None]
+    median_speed = statistics.median(speeds) if speeds else None
+    long_ids = {id(a) for a in long_runs}
+    return [
+        a
+        for a in window.runs
+        if id(a) not in long_ids
+        and _duration_s(a) >= QUALITY_MIN_S
+        and (_is_tempo(a, median_speed) or _is_intervals(a))
+    ]
 
 
 def summarize_training(
@@ -155,69 +230,23 @@ def summarize_training(
             window_end_utc=end_utc,
             notes=("No runs stored before this week.",),
         )
-    latest = runs[-1].start_utc
-    notes: list[str] = []
-    window_end = end_utc
-    if latest < end_utc - timedelta(weeks=weeks):
-        window_end = latest + timedelta(seconds=1)
-        notes.append(
-            f"Your last stored run was on {latest.astimezone(zone):%Y-%m-%d}; "
-            "this summary describes the weeks before it."
-        )
-    window_start = window_end - timedelta(weeks=weeks)
-    recent = [a for a in runs if a.start_utc >= window_start]
-    first = recent[0].start_utc
-    # A young data set is averaged over the weeks it covers, not the whole window.
-    n_weeks = max(1, min(weeks, math.ceil((window_end - first) / timedelta(weeks=1))))
-
-    def weekday(a: Activity) -> str:
-        return WEEKDAYS[a.start_utc.astimezone(zone).weekday()]
-
-    def week_key(a: Activity) -> tuple[int, int]:
-        iso = a.start_utc.astimezone(zone).isocalendar()
-        return iso.year, iso.week
-
-    durations = [a.moving_s or a.elapsed_s for a in recent]
-    median_s = statistics.median(durations)
-    speeds = [s for s in (_speed_mps(a) for a in recent) if s is not None]
-    median_speed = statistics.median(speeds) if speeds else None
-
-    by_week: dict[tuple[int, int], list[Activity]] = {}
-    for a in recent:
-        by_week.setdefault(week_key(a), []).append(a)
-    long_runs: list[Activity] = []
-    for week_runs in by_week.values():
-        longest = max(week_runs, key=lambda a: a.moving_s or a.elapsed_s)
-        length = longest.moving_s or longest.elapsed_s
-        if length >= LONG_RUN_MIN_S and length >= LONG_RUN_MEDIAN_RATIO * median_s:
-            long_runs.append(longest)
-    long_ids = {id(a) for a in long_runs}
-
-    quality: list[Activity] = []
-    for a in recent:
-        if id(a) in long_ids or (a.moving_s or a.elapsed_s) < QUALITY_MIN_S:
-            continue
-        speed = _speed_mps(a)
-        tempo = (
-            speed is not None
-            and median_speed is not None
-            and speed >= TEMPO_SPEED_RATIO * median_speed
-        )
-        if tempo or _is_intervals(a):
-            quality.append(a)
-
-    long_days = _usual_days([weekday(a) for a in long_runs], n_weeks)
+    window = _window(runs, end_utc, weeks, zone)
+    recent, n_weeks = window.runs, window.n_weeks
+    long_runs = _long_runs(window)
+    long_days = _usual_days(window.weekdays(long_runs), n_weeks)
+    quality = _quality_runs(window, long_runs)
     distance_km = sum(a.distance_m or 0.0 for a in recent) / 1000.0
+    time_min = sum(_duration_s(a) for a in recent) / 60.0
     return TrainingSummary(
         weeks=n_weeks,
         runs=len(recent),
         runs_per_week=round(len(recent) / n_weeks, 2),
         weekly_distance_km=round(distance_km / n_weeks, 1),
-        weekly_time_min=round(sum(durations) / 60.0 / n_weeks, 1),
+        weekly_time_min=round(time_min / n_weeks, 1),
         long_run_day=long_days[0] if long_days else None,
-        quality_days=_usual_days([weekday(a) for a in quality], n_weeks),
-        run_days=_usual_days([weekday(a) for a in recent], n_weeks),
-        window_end_utc=window_end,
-        latest_run_utc=latest,
-        notes=tuple(notes),
+        quality_days=_usual_days(window.weekdays(quality), n_weeks),
+        run_days=_usual_days(window.weekdays(recent), n_weeks),
+        window_end_utc=window.end_utc,
+        latest_run_utc=runs[-1].start_utc,
+        notes=window.notes,
     )

@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from planner.delivery.charts import limiter_chart_png
-from planner.features import run_features
+from planner.features import MODEL_FEATURES, run_features
 from planner.records import AREAS, Analysis, ImportedActivity, Source
 from planner.schema import Col, StreamColumns
 from planner.services.analysis import (
@@ -184,7 +184,8 @@ def test_analysis_of_runs_without_dynamics_names_what_it_cannot_judge(store: Sto
         assert by_area[area].probability is None
         assert by_area[area].evidence[0].startswith("Cannot judge")
     assert analysis.limiters[0].area == "swing"  # judged areas rank first
-    assert any("No running dynamics" in line for line in analysis.data["limits"])
+    assert analysis.data is not None
+    assert any("No running dynamics" in line for line in analysis.data.limits)
 
 
 def test_features_are_cached_and_recomputed_only_when_the_run_changes(store: Store) -> None:
@@ -256,7 +257,9 @@ def test_strava_runs_never_reach_the_training_loader(store: Store) -> None:
     assert [a.athlete_id for a in labelled] == ["mixed"]
     assert [r.source for r in labelled[0].runs] == ["fit"]
     # ...while analysis for the owner still uses Strava-sourced runs.
-    assert analyze_athlete(store, "only_strava").data["sources"] == {"strava": 1}
+    data = analyze_athlete(store, "only_strava").data
+    assert data is not None
+    assert data.sources == {"strava": 1}
 
 
 def test_every_running_fixture_analyses_without_error(run_cli: Callable[..., Any]) -> None:
@@ -314,6 +317,54 @@ def test_out_of_support_falls_back_to_the_rule_and_says_so(store: Store) -> None
     assert any("outside the range" in line for line in push.evidence)
     assert push.rank == 1
     assert push.stands_out
+
+
+def test_analyze_json_data_keeps_its_keys_and_window(run_cli: Callable[..., Any]) -> None:
+    run_cli("import", FIT_DIR / "Fenix3-Run-1321421020.fit")
+    doc = run_cli("analyze", "--last", "1", "--json").json()
+    data = doc["data"]
+    assert set(data) == {
+        "runs",
+        "runs_with_steady_running",
+        "runs_with",
+        "running_dynamics",
+        "balance",
+        "stryd",
+        "height_weight",
+        "height_m",
+        "weight_kg",
+        "sex",
+        "sources",
+        "treadmill_runs",
+        "trail_runs",
+        "interval_runs",
+        "runs_with_drift",
+        "steady_minutes",
+        "flat_minutes",
+        "typical_speed_mps",
+        "speed_range_mps",
+        "features",
+        "hr_decoupling_pct",
+        "limits",
+        "notes",
+        "decision",
+        "window",
+        "model",
+    }
+    assert (data["runs"], data["runs_with_steady_running"]) == (1, 1)
+    assert data["sources"] == {"fit": 1}
+    assert data["running_dynamics"] is True
+    assert set(data["features"]) == set(MODEL_FEATURES)
+    lo, hi = data["speed_range_mps"]
+    assert 3.0 < lo <= data["typical_speed_mps"] <= hi < 5.0
+    window = data["window"]
+    assert window["since"] is None
+    assert window["last"] == 1
+    assert window["default_days"] is None
+    assert window["first_run_utc"] == window["last_run_utc"]
+    assert datetime.fromisoformat(window["first_run_utc"]).tzinfo is not None
+    assert set(data["model"]) == {"version", "trained_on", "path"}
+    assert data["model"]["version"] == doc["model_version"]
 
 
 def test_analyze_text_and_plots(run_cli: Callable[..., Any], tmp_path: Path) -> None:
@@ -443,9 +494,11 @@ def test_probabilities_are_finite_for_a_long_history(store: Store) -> None:
         ["easy", "tempo", "intervals", "long", "trail", "treadmill"],
     )
     result = run_analysis(store, "long", bundle=bundle())
-    assert result.analysis.data["interval_runs"] >= 1
-    assert result.analysis.data["treadmill_runs"] == 1
-    assert result.analysis.data["stryd"] is True
+    data = result.analysis.data
+    assert data is not None
+    assert data.interval_runs >= 1
+    assert data.treadmill_runs == 1
+    assert data.stryd is True
     assert all(
         e.probability is not None and math.isfinite(e.probability) for e in result.analysis.limiters
     )

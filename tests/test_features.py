@@ -186,6 +186,21 @@ def test_run_without_running_dynamics_yields_what_it_can() -> None:
     assert math.isnan(rf.scalar("balance_left_pct"))
 
 
+def test_run_without_speed_keeps_its_cadence_but_no_steady_window() -> None:
+    item = run_of("easy")
+    frame = item.stream.drop(columns=[Col.SPEED_MPS.value])
+    rf = run_features(frame, item.activity)
+    assert rf.notes[0].startswith("no speed")
+    assert rf.n_windows == 0
+    assert rf.steady_s == 0.0
+    assert "speed" not in rf.signals
+    # Without speed every sample counts as moving, so the whole recording is moving time.
+    assert rf.moving_s == pytest.approx(len(frame.index) - 1, abs=1.0)
+    cadence = frame[Col.CADENCE_SPM.value].to_numpy(dtype=np.float64)
+    assert rf.scalar("cadence_spm") == pytest.approx(float(np.nanmedian(cadence[cadence > 0])))
+    assert math.isnan(rf.scalar("cadence_resid_spm"))  # nothing to compare at a speed
+
+
 def test_stryd_only_runs_use_stryd_ground_time_on_its_own_scale() -> None:
     item = run_of("easy", sensors="none", stryd=True)
     assert Col.STRYD_GCT_MS.value in item.stream.values

@@ -665,6 +665,26 @@ def test_training_summary_interval_laps_and_stale_data() -> None:
     assert empty.runs_per_week == 0.0
 
 
+def test_training_summary_of_a_young_data_set_averages_over_the_weeks_it_covers() -> None:
+    end = datetime(2026, 11, 30, tzinfo=UTC)  # a Monday
+    # Two weeks of data: Wed and Sat, with a 50-minute Saturday (long for this athlete, but
+    # under the hour a long run needs).
+    runs = [
+        _run(end - timedelta(days=d), minutes, km)
+        for d, minutes, km in ((12, 30, 5.0), (9, 50, 9.0), (5, 30, 5.0), (2, 50, 9.0))
+    ]
+    summary = summarize_training(runs, end_utc=end, weeks=6)
+    assert summary.weeks == 2
+    assert summary.runs_per_week == 2.0
+    assert summary.weekly_distance_km == 14.0
+    assert summary.weekly_time_min == 80.0
+    assert summary.long_run_day is None
+    assert summary.run_days == ("wed", "sat")
+    assert summary.latest_run_utc == end - timedelta(days=2)
+    assert summary.window_end_utc == end
+    assert summary.notes == ()
+
+
 # -- plan history in the store ----------------------------------------------------------------
 
 

@@ -32,7 +32,17 @@ from planner.features import (
     run_features,
 )
 from planner.limiters import rank_limiters
-from planner.records import AREAS, DEFAULT_ATHLETE, Analysis, Source, StoredActivity
+from planner.records import (
+    AREAS,
+    DEFAULT_ATHLETE,
+    Analysis,
+    AnalysisWindow,
+    DataSummary,
+    DecisionRules,
+    ModelInfo,
+    Source,
+    StoredActivity,
+)
 from planner.store.coach_labels import all_labels, save_labels
 from planner.store.database import Store
 from planner.store.feature_cache import cached_features, save_features
@@ -155,7 +165,7 @@ def analyse_runs(
     bundle: CompiledBundle,
     *,
     now: datetime | None = None,
-    window: dict[str, Any] | None = None,
+    window: AnalysisWindow | None = None,
 ) -> AnalysisResult:
     """Pure core of ``analyze``: run features → athlete features → model → estimates."""
     af = athlete_features(runs)
@@ -166,7 +176,7 @@ def analyse_runs(
         generated_utc=now or datetime.now(UTC),
         limiters=limiters,
         runs_used=af.runs_with.get("steady", 0),
-        data=data_summary(af, runs, bundle, window or {}),
+        data=data_summary(af, runs, bundle, window),
         weaker_side=weaker,
         model_version=bundle.version,
     )
@@ -201,23 +211,17 @@ _SOURCES_WITHOUT_DYNAMICS: tuple[tuple[Source, str, str, str], ...] = (
 )
 
 
-def data_summary(
-    af: AthleteFeatures,
-    runs: Sequence[RunFeatures],
-    bundle: CompiledBundle,
-    window: dict[str, Any],
-) -> dict[str, Any]:
-    """What data was available, and how that limits what can be said."""
-    n = len(runs)
+def _limits(af: AthleteFeatures, n_runs: int) -> list[str]:
+    """What these runs cannot judge, and why, in runner-facing sentences."""
     limits: list[str] = []
     with_dyn = af.runs_with.get("gct", 0)
-    if n and with_dyn == 0:
+    if n_runs and with_dyn == 0:
         limits.append(
             "No running dynamics: push, posture/hip and strength balance cannot be judged;"
             " only cadence, speed and heart rate are used."
         )
-    elif n and with_dyn < n:
-        limits.append(f"Running dynamics in {with_dyn} of {n} runs only.")
+    elif n_runs and with_dyn < n_runs:
+        limits.append(f"Running dynamics in {with_dyn} of {n_runs} runs only.")
     if with_dyn and af.runs_with.get("balance", 0) == 0:
         limits.append("No left/right balance in these runs: strength balance cannot be judged.")
     if not (af.height_m and af.weight_kg):
@@ -230,60 +234,86 @@ def data_summary(
             "All steady running at one pace: your own speed slopes (cadence, balance) cannot be"
             " fitted; comparisons use the population's slope."
         )
-    if af.run_flags.get("with_drift", 0) == 0 and n:
+    if af.run_flags.get("with_drift", 0) == 0 and n_runs:
         limits.append("No run long and steady enough (30 min after warm-up) to measure drift.")
+    limits.extend(_source_limits(af))
+    limits.append(
+        "Probabilities with evidence, not diagnoses: single mechanics variables explain only a"
+        " small share of running economy (domain.md §3)."
+    )
+    return limits
+
+
+def _source_limits(af: AthleteFeatures) -> list[str]:
+    """One sentence per source whose runs never carry running dynamics."""
+    limits: list[str] = []
     for source, one, many, consequence in _SOURCES_WITHOUT_DYNAMICS:
         n_source = af.sources.get(source.value, 0)
         if n_source:
             what = one if n_source == 1 else many
             limits.append(f"{n_source} {what}: no running dynamics; {consequence}")
-    limits.append(
-        "Probabilities with evidence, not diagnoses: single mechanics variables explain only a"
-        " small share of running economy (domain.md §3)."
+    return limits
+
+
+def _decision_rules(af: AthleteFeatures, bundle: CompiledBundle) -> DecisionRules:
+    return DecisionRules(
+        base_rate=ev.BASE_RATE,
+        stand_out_probability=ev.STAND_OUT_P,
+        evidence_floor=ev.EVIDENCE_FLOOR,
+        extreme_z=round(ev.EXTREME_Z, 3),
+        in_line_z=ev.IN_LINE_Z,
+        run_cap=round(ev.run_cap(af.runs_with.get("steady", 0)), 3),
+        support_checked=bool(bundle.meta.get("support")),
     )
-    notes = sorted({note for r in runs for note in r.notes})
-    return {
-        "runs": n,
-        "runs_with_steady_running": af.runs_with.get("steady", 0),
-        "runs_with": {k: v for k, v in af.runs_with.items() if k != "steady"},
-        "running_dynamics": with_dyn > 0,
-        "balance": af.runs_with.get("balance", 0) > 0,
-        "stryd": af.runs_with.get("lss", 0) + af.runs_with.get("form_power", 0) > 0,
-        "height_weight": bool(af.height_m and af.weight_kg),
-        "height_m": af.height_m,
-        "weight_kg": af.weight_kg,
-        "sex": af.sex,
-        "sources": af.sources,
-        "treadmill_runs": af.run_flags.get("treadmill", 0),
-        "trail_runs": af.run_flags.get("trail", 0),
-        "interval_runs": af.run_flags.get("intervals", 0),
-        "runs_with_drift": af.run_flags.get("with_drift", 0),
-        "steady_minutes": _num(af.value("steady_min"), 1),
-        "flat_minutes": _num(af.value("flat_min"), 1),
-        "typical_speed_mps": _num(af.value("speed_mps")),
-        "speed_range_mps": None
-        if af.speed_range_mps is None
-        else [round(af.speed_range_mps[0], 3), round(af.speed_range_mps[1], 3)],
-        "features": {k: _num(af.value(k)) for k in MODEL_FEATURES},
-        "hr_decoupling_pct": _num(af.value("hr_decoupling_pct")),
-        "limits": limits,
-        "notes": notes,
-        "decision": {
-            "base_rate": ev.BASE_RATE,
-            "stand_out_probability": ev.STAND_OUT_P,
-            "evidence_floor": ev.EVIDENCE_FLOOR,
-            "extreme_z": round(ev.EXTREME_Z, 3),
-            "in_line_z": ev.IN_LINE_Z,
-            "run_cap": round(ev.run_cap(af.runs_with.get("steady", 0)), 3),
-            "support_checked": bool(bundle.meta.get("support")),
-        },
-        "window": window,
-        "model": {
-            "version": bundle.version,
-            "trained_on": bundle.meta.get("trained_on"),
-            "path": str(bundle.path) if bundle.path else None,
-        },
-    }
+
+
+def _model_info(bundle: CompiledBundle) -> ModelInfo:
+    return ModelInfo(
+        version=bundle.version,
+        trained_on=bundle.meta.get("trained_on"),
+        path=str(bundle.path) if bundle.path else None,
+    )
+
+
+def data_summary(
+    af: AthleteFeatures,
+    runs: Sequence[RunFeatures],
+    bundle: CompiledBundle,
+    window: AnalysisWindow | None,
+) -> DataSummary:
+    """What data was available, and how that limits what can be said."""
+    runs_with = af.runs_with
+    speed_range = af.speed_range_mps
+    return DataSummary(
+        runs=len(runs),
+        runs_with_steady_running=runs_with.get("steady", 0),
+        runs_with={k: v for k, v in runs_with.items() if k != "steady"},
+        running_dynamics=runs_with.get("gct", 0) > 0,
+        balance=runs_with.get("balance", 0) > 0,
+        stryd=runs_with.get("lss", 0) + runs_with.get("form_power", 0) > 0,
+        height_weight=bool(af.height_m and af.weight_kg),
+        height_m=af.height_m,
+        weight_kg=af.weight_kg,
+        sex=af.sex,
+        sources=af.sources,
+        treadmill_runs=af.run_flags.get("treadmill", 0),
+        trail_runs=af.run_flags.get("trail", 0),
+        interval_runs=af.run_flags.get("intervals", 0),
+        runs_with_drift=af.run_flags.get("with_drift", 0),
+        steady_minutes=_num(af.value("steady_min"), 1),
+        flat_minutes=_num(af.value("flat_min"), 1),
+        typical_speed_mps=_num(af.value("speed_mps")),
+        speed_range_mps=None
+        if speed_range is None
+        else (round(speed_range[0], 3), round(speed_range[1], 3)),
+        features={k: _num(af.value(k)) for k in MODEL_FEATURES},
+        hr_decoupling_pct=_num(af.value("hr_decoupling_pct")),
+        limits=tuple(_limits(af, len(runs))),
+        notes=tuple(sorted({note for r in runs for note in r.notes})),
+        decision=_decision_rules(af, bundle),
+        window=window,
+        model=_model_info(bundle),
+    )
 
 
 def run_analysis(
@@ -304,13 +334,13 @@ def run_analysis(
     store.get_athlete(athlete_id)
     activities = select_runs(store, athlete_id, since=since, last=last)
     runs = load_run_features(store, activities, use_cache=use_cache, save=save)
-    window = {
-        "since": since.isoformat() if since else None,
-        "last": last,
-        "default_days": DEFAULT_DAYS if since is None and last is None else None,
-        "first_run_utc": activities[0].activity.start_utc.isoformat() if activities else None,
-        "last_run_utc": activities[-1].activity.start_utc.isoformat() if activities else None,
-    }
+    window = AnalysisWindow(
+        since=since,
+        last=last,
+        default_days=DEFAULT_DAYS if since is None and last is None else None,
+        first_run_utc=activities[0].activity.start_utc if activities else None,
+        last_run_utc=activities[-1].activity.start_utc if activities else None,
+    )
     return analyse_runs(athlete_id, runs, bundle or load_compiled(), window=window)
 
 
@@ -365,7 +395,7 @@ def analysis_json(analysis: Analysis) -> dict[str, Any]:
         "weaker_side": analysis.weaker_side,
         "runs_used": analysis.runs_used,
         "model_version": analysis.model_version,
-        "data": analysis.data,
+        "data": {} if analysis.data is None else analysis.data.to_json(),
     }
 
 

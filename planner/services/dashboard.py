@@ -305,7 +305,7 @@ def athlete_view(
         errors=tuple(facts.athlete_errors(store, athlete_id).get(athlete_id, [])),
         chart_version=_digest(_analysis_digest(analysis), history),
         has_progress_chart=len(history) >= 2,
-        limits=tuple(analysis.data.get("limits", ())),
+        limits=() if analysis.data is None else analysis.data.limits,
     )
 
 
