@@ -188,7 +188,7 @@ def test_run_without_running_dynamics_yields_what_it_can() -> None:
 
 def test_run_without_speed_keeps_its_cadence_but_no_steady_window() -> None:
     item = run_of("easy")
-    frame = item.stream.drop(columns=[Col.SPEED_MPS.value])
+    frame = item.stream.to_frame().drop(columns=[Col.SPEED_MPS.value])
     rf = run_features(frame, item.activity)
     assert rf.notes[0].startswith("no speed")
     assert rf.n_windows == 0
