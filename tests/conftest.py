@@ -135,3 +135,22 @@ def install_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 
     yield install
     forget_registrations()  # before monkeypatch takes the folder off sys.path again
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Import every module of ours before the first test runs.
+
+    Hypothesis draws some examples from literals in the *local modules loaded so far*
+    (``hypothesis.internal.conjecture.providers._get_local_constants``), so even with
+    ``derandomize=True`` a property test would see other examples depending on which tests
+    ran before it in its worker. With every module loaded up front, each ``@given`` sees the
+    same examples in any order and under any ``-n``.
+    """
+    import importlib
+    import pkgutil
+
+    for package in ("planner", "connectors", "drills"):
+        root = importlib.import_module(package)
+        for module in pkgutil.walk_packages(root.__path__, f"{package}."):
+            importlib.import_module(module.name)
+    importlib.import_module("tests.example_plugin.stridewise_example")
