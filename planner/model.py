@@ -43,7 +43,7 @@ from threadpoolctl import threadpool_limits
 from planner.compiled import METHOD_ISOTONIC, METHOD_NONE, METHOD_SIGMOID, CompiledLimiter
 from planner.errors import StridewiseError
 from planner.features import AREA_FEATURES, MODEL_FEATURES, RunFeatures, athlete_features
-from planner.records import AREAS, Source
+from planner.records import AREAS, UNTRAINABLE_SOURCES
 
 if TYPE_CHECKING:
     from planner.simulate import SimulatedAthlete
@@ -627,9 +627,13 @@ def simulated_training_set(
     )
 
 
+#: ``RunFeatures.source`` values never trained on (the one definition is in records).
+_UNTRAINABLE = frozenset(source.value for source in UNTRAINABLE_SOURCES)
+
+
 def check_no_strava(runs: Sequence[RunFeatures]) -> None:
     """Raise if any run came from Strava: its API terms forbid training models on its data."""
-    bad = [r for r in runs if r.source == Source.STRAVA.value]
+    bad = [r for r in runs if r.source in _UNTRAINABLE]
     if bad:
         raise TrainingDataError(
             f"{len(bad)} Strava-sourced run(s) reached the training data; Strava's API terms"
@@ -652,7 +656,7 @@ def coach_training_set(
     """Training rows from coach-labelled athletes; Strava-sourced runs are dropped first."""
     out = TrainingSet.empty()
     for item in labelled:
-        runs = [r for r in item.runs if r.source != Source.STRAVA.value]
+        runs = [r for r in item.runs if r.source not in _UNTRAINABLE]
         check_no_strava(runs)
         if not runs:
             continue

@@ -140,12 +140,13 @@ def compose(store: Store, athlete: Athlete, week: IsoWeek, *, persist: bool = Tr
     ``persist=False`` (a dry run) keeps nothing: the plan history and caches stay as they were.
     """
     from planner.delivery.charts import limiter_chart_png
+    from planner.delivery.progresscharts import trend_png
     from planner.delivery.render import render_all
-    from planner.services.weekly import build_week, trend_chart
+    from planner.services.weekly import build_week
 
     plan, analysis = build_week(store, athlete.id, week, persist=persist)
     return render_all(
-        plan, analysis, athlete, limiter_chart_png(analysis), trend_png=trend_chart(plan)
+        plan, analysis, athlete, limiter_chart_png(analysis), trend_png=trend_png(plan)
     )
 
 

@@ -116,13 +116,6 @@ class PlanOutput:
     files: tuple[Path, ...]
 
 
-def trend_chart(plan: Plan) -> bytes | None:
-    """The plan's small progress chart (None before there is anything to show)."""
-    from planner.delivery.progresscharts import trend_png
-
-    return trend_png(plan)
-
-
 def parse_week(text: str) -> IsoWeek:
     """An ISO week such as ``2026-W49``; ValueError says what is wrong."""
     return IsoWeek.parse(text)

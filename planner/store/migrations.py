@@ -5,6 +5,7 @@ Never edit or reorder a migration that has shipped: add a new one at the end.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -262,8 +263,6 @@ def m009_one_sync_cursor(db: sqlite3.Connection) -> None:
     ``sync.<connector>.<athlete>`` = ``{"through": <ISO UTC instant>}``, every activity that
     started up to that instant being stored or known. Old cursors are converted, so an
     upgrade continues where the last sync stopped instead of listing a year again."""
-    import json
-
     rows = db.execute(
         "SELECT key, value FROM state WHERE key LIKE 'strava:%:after' OR key LIKE 'garmin.sync.%'"
     ).fetchall()
